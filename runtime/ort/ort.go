@@ -1,0 +1,231 @@
+// Package ort runs ONNX graphs on ONNX Runtime (through
+// github.com/yalue/onnxruntime_go) with every input and output bound to a
+// caller-owned Go []float32: parameters stay in Go buffers and are read in
+// place, outputs are written in place, nothing is allocated per run.
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	onnxruntime "github.com/yalue/onnxruntime_go"
+)
+
+// LibraryEnv is the environment variable naming the ONNX Runtime shared library.
+const LibraryEnv = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
+
+// DefaultLibraryDir is where `make setup` puts the library, relative to the
+// repository root.
+const DefaultLibraryDir = ".cache/onnxruntime"
+
+// libraryName is the file `make setup` writes into DefaultLibraryDir.
+const libraryName = "libonnxruntime.so"
+
+// GetLibraryHelp says how to obtain the library; every load error ends with it.
+const GetLibraryHelp = "get it with `make setup` (it runs tools/fetch-ort.sh, which extracts " +
+	"libonnxruntime.so 1.24.1 from the npm package onnxruntime-node into .cache/onnxruntime/), " +
+	"or point --ort-lib or " + LibraryEnv + " at an ONNX Runtime 1.24 or newer shared library"
+
+var (
+	initOnce sync.Once
+	initErr  error
+	initPath string
+)
+
+// FindLibrary returns the library to load: explicit if not empty, else
+// $ONNXRUNTIME_SHARED_LIBRARY_PATH, else .cache/onnxruntime/libonnxruntime.so
+// in the current directory or one of its parents, else beside the executable.
+func FindLibrary(explicit string) (string, error) {
+	if explicit != "" {
+		return checkFile(explicit, "--ort-lib")
+	}
+	if env := os.Getenv(LibraryEnv); env != "" {
+		return checkFile(env, LibraryEnv)
+	}
+	var tried []string
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, DefaultLibraryDir, libraryName)
+			tried = append(tried, p)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		for _, p := range []string{
+			filepath.Join(filepath.Dir(exe), libraryName),
+			filepath.Join(filepath.Dir(exe), "..", DefaultLibraryDir, libraryName),
+		} {
+			tried = append(tried, p)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("ort: no ONNX Runtime library found (looked at %s=%q and %d default places, e.g. %s); %s",
+		LibraryEnv, os.Getenv(LibraryEnv), len(tried), tried[0], GetLibraryHelp)
+}
+
+func checkFile(path, source string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("ort: ONNX Runtime library %s from %s: %w; %s", path, source, err, GetLibraryHelp)
+	}
+	return path, nil
+}
+
+// Init loads the ONNX Runtime library (see FindLibrary) and creates the
+// process-wide environment. Later calls return the first call's result;
+// asking for a different library afterwards is an error.
+func Init(libraryPath string) error {
+	path, err := FindLibrary(libraryPath)
+	if err != nil {
+		return err
+	}
+	initOnce.Do(func() {
+		initPath = path
+		onnxruntime.SetSharedLibraryPath(path)
+		if err := onnxruntime.InitializeEnvironment(onnxruntime.WithLogLevelError()); err != nil {
+			initErr = fmt.Errorf("ort: load ONNX Runtime from %s: %w; %s", path, err, GetLibraryHelp)
+		}
+	})
+	if initErr == nil && path != initPath {
+		return fmt.Errorf("ort: ONNX Runtime already loaded from %s, cannot switch to %s in one process", initPath, path)
+	}
+	return initErr
+}
+
+// Version is the loaded ONNX Runtime's version string.
+func Version() string { return onnxruntime.GetVersion() }
+
+// Binding ties a graph input or output to a caller-owned buffer. The buffer
+// must hold exactly the shape's element count and stay untouched by the
+// garbage collector's view for the session's life (the session keeps it
+// referenced).
+type Binding struct {
+	Name  string
+	Shape []int64
+	Data  []float32
+}
+
+// Options configure a session.
+type Options struct {
+	// IntraOpThreads is the number of threads inside one op; 0 means ONNX
+	// Runtime's default (one per core).
+	IntraOpThreads int
+	// ProfilePrefix, when set, makes ONNX Runtime write a JSON profile named
+	// PREFIX_<date>.json when the session closes.
+	ProfilePrefix string
+	// DisableOptimizations turns graph optimizations off (for debugging).
+	DisableOptimizations bool
+}
+
+// Session is a model bound to fixed input and output buffers.
+type Session struct {
+	session *onnxruntime.AdvancedSession
+	tensors []*onnxruntime.Tensor[float32]
+	buffers [][]float32
+}
+
+// NewSession creates a session for the serialised model with every input
+// and output bound to the given buffers. Init must have succeeded.
+func NewSession(model []byte, inputs, outputs []Binding, opts Options) (s *Session, err error) {
+	if !onnxruntime.IsInitialized() {
+		return nil, errors.New("ort: NewSession before Init; call ort.Init first")
+	}
+	s = &Session{}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	so, err := onnxruntime.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("ort: session options: %w", err)
+	}
+	defer so.Destroy()
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return nil, fmt.Errorf("ort: set %d intra-op threads: %w", opts.IntraOpThreads, err)
+		}
+	}
+	if err := so.SetInterOpNumThreads(1); err != nil {
+		return nil, fmt.Errorf("ort: set inter-op threads: %w", err)
+	}
+	if opts.DisableOptimizations {
+		if err := so.SetGraphOptimizationLevel(onnxruntime.GraphOptimizationLevelDisableAll); err != nil {
+			return nil, fmt.Errorf("ort: disable optimizations: %w", err)
+		}
+	}
+	if opts.ProfilePrefix != "" {
+		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("ort: enable profiling to %s: %w", opts.ProfilePrefix, err)
+		}
+	}
+	bind := func(bs []Binding) ([]string, []onnxruntime.Value, error) {
+		names := make([]string, len(bs))
+		values := make([]onnxruntime.Value, len(bs))
+		for i, b := range bs {
+			shape := onnxruntime.NewShape(b.Shape...)
+			if int64(len(b.Data)) != shape.FlattenedSize() {
+				return nil, nil, fmt.Errorf("ort: buffer for %s has %d values, shape %v needs %d", b.Name, len(b.Data), b.Shape, shape.FlattenedSize())
+			}
+			t, err := onnxruntime.NewTensor(shape, b.Data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("ort: tensor for %s %v: %w", b.Name, b.Shape, err)
+			}
+			s.tensors = append(s.tensors, t)
+			s.buffers = append(s.buffers, b.Data)
+			names[i], values[i] = b.Name, t
+		}
+		return names, values, nil
+	}
+	inNames, inValues, err := bind(inputs)
+	if err != nil {
+		return nil, err
+	}
+	outNames, outValues, err := bind(outputs)
+	if err != nil {
+		return nil, err
+	}
+	s.session, err = onnxruntime.NewAdvancedSessionWithONNXData(model, inNames, outNames, inValues, outValues, so)
+	if err != nil {
+		return nil, fmt.Errorf("ort: create session: %w", err)
+	}
+	return s, nil
+}
+
+// Run executes the graph once, reading the input buffers and writing the
+// output buffers in place.
+func (s *Session) Run() error {
+	if err := s.session.Run(); err != nil {
+		return fmt.Errorf("ort: run: %w", err)
+	}
+	runtime.KeepAlive(s.buffers)
+	return nil
+}
+
+// Close releases the session and its tensors (and writes the profile, if
+// profiling was on). The buffers stay the caller's.
+func (s *Session) Close() error {
+	var errs []error
+	if s.session != nil {
+		errs = append(errs, s.session.Destroy())
+		s.session = nil
+	}
+	for _, t := range s.tensors {
+		errs = append(errs, t.Destroy())
+	}
+	s.tensors = nil
+	runtime.KeepAlive(s.buffers)
+	s.buffers = nil
+	return errors.Join(errs...)
+}
