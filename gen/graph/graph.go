@@ -231,7 +231,13 @@ func (g *Graph) Input(name string, dtype DType, shape Shape) *Value {
 // input or constant.
 func (g *Graph) Output(name string, v *Value) *Value {
 	g.check(v)
-	if v.name != name || v.producer == nil || g.isOutput(v) {
+	switch {
+	case v.name == name && v.producer != nil && !g.isOutput(v):
+	case v.producer != nil && !g.isOutput(v) && !g.names[name]:
+		// Rename the node output: no copy at run time.
+		delete(g.names, v.name)
+		v.name = g.claim(name)
+	default:
 		v = g.addNode(identityOp{}, []*Value{v}, []outSpec{{v.dtype, v.shape}}, name)[0]
 	}
 	g.outputs = append(g.outputs, v)

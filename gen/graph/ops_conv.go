@@ -289,3 +289,4 @@ func init() {
 		return []*Value{g.Reshape(flat, x.shape)}
 	})
 }
+

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/simclr-ort/simclr-ort/gen/graph"
-	"github.com/simclr-ort/simclr-ort/gen/internal/gradcheck"
+	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 )
 
 // Named tolerances of the finite-difference checks: relative L2 error of the

@@ -1,0 +1,47 @@
+# simclr-ort developer targets. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+PYTHON ?= /usr/bin/python3
+
+.PHONY: help setup-system setup demo generate test vet parity bench check-graphs
+
+help:
+	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
+	@echo "make setup         fetch Go modules and the ONNX Runtime library into .cache/onnxruntime"
+	@echo "make demo          generate the graphs and run one training step checked against PyTorch"
+	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
+	@echo "make parity        one full training step per model against PyTorch"
+	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
+	@echo "make generate      regenerate graphs/ (go generate ./gen)"
+
+setup-system:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread \
+		dataset-fashion-mnist npm ca-certificates
+
+setup:
+	$(GO) mod download
+	tools/fetch-ort.sh
+
+generate:
+	$(GO) generate ./gen
+
+demo: setup
+	$(GO) run ./tools/parity -cases resnet18-cifar-32px-n4-p64-t0.5
+	$(GO) run ./cmd/simclr-ort step --arch resnet18 --stem cifar --image-size 32 --batch-size 32 --steps 2
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test ./...
+	$(MAKE) parity
+
+parity:
+	$(GO) run ./tools/parity -python $(PYTHON)
+
+bench:
+	$(PYTHON) tools/bench/compare.py

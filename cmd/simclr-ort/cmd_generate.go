@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/spf13/pflag"
+)
+
+type generateOptions struct {
+	config graphs.Config
+	out    string
+}
+
+func generateFlags(fs *pflag.FlagSet) func(context.Context) error {
+	var o generateOptions
+	addConfigFlags(fs, &o.config)
+	fs.StringVar(&o.out, "out", ".", "directory to write NAME.train.onnx, NAME.infer.onnx and NAME.json into")
+	return func(ctx context.Context) error { return runGenerate(ctx, o) }
+}
+
+func runGenerate(_ context.Context, o generateOptions) error {
+	if err := o.config.Defaults().Validate(); err != nil {
+		return usageError{err}
+	}
+	b, err := gen.Build(o.config)
+	if err != nil {
+		return err
+	}
+	manifest, err := b.Manifest.Encode()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	for name, data := range map[string][]byte{
+		b.Manifest.TrainGraph:             b.Train,
+		b.Manifest.InferenceGraph:         b.Inference,
+		b.Manifest.Config.Name() + ".json": manifest,
+	} {
+		if err := os.WriteFile(filepath.Join(o.out, name), data, 0o644); err != nil {
+			return fmt.Errorf("generate: %w", err)
+		}
+		fmt.Println(filepath.Join(o.out, name))
+	}
+	return nil
+}

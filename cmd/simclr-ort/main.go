@@ -1,0 +1,90 @@
+// Command simclr-ort trains SimCLR image encoders on ONNX Runtime.
+//
+// Subcommands:
+//
+//	simclr-ort generate   write the training and inference graphs of a configuration
+//	simclr-ort step       run training steps on random views and report loss and speed
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad usage, 130 interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// command is one subcommand: its flags and what it runs.
+type command struct {
+	summary string
+	flags   func(*pflag.FlagSet) func(ctx context.Context) error
+}
+
+var commands = map[string]command{
+	"generate": {"write the ONNX graphs and manifest of one configuration", generateFlags},
+	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},
+}
+
+// usageError marks errors caused by the command line (exit code 2).
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "simclr-ort: unknown command %q\n\n", args[0])
+		usage()
+		return 2
+	}
+	fs := pflag.NewFlagSet("simclr-ort "+args[0], pflag.ContinueOnError)
+	runCmd := cmd.flags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "simclr-ort:", err)
+		return 2
+	}
+	if err := runCmd(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "simclr-ort:", err)
+		var ue usageError
+		switch {
+		case errors.As(err, &ue):
+			return 2
+		case errors.Is(err, context.Canceled):
+			return 130
+		}
+		return 1
+	}
+	return 0
+}
+
+func usage() {
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("simclr-ort trains SimCLR image encoders on ONNX Runtime.\n\nUsage: simclr-ort COMMAND [flags]\n\nCommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
+	}
+	b.WriteString("\nRun 'simclr-ort COMMAND --help' for a command's flags.\n")
+	fmt.Fprint(os.Stderr, b.String())
+}

@@ -1,0 +1,61 @@
+// Package gen generates the SimCLR ONNX graphs. `go generate ./gen` writes
+// the default set (graphs.Default) into graphs/; the trainer calls Build for
+// any other configuration.
+package gen
+
+//go:generate go run ./cmd/gengraphs -out ../graphs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/simclr-ort/simclr-ort/gen/simclr"
+	"github.com/simclr-ort/simclr-ort/graphs"
+)
+
+// ProducerVersion is recorded in every generated file. Bump it when the
+// generator's output changes meaning.
+const ProducerVersion = "0.1.0"
+
+// Build generates the graphs and manifest of one configuration in memory.
+func Build(cfg graphs.Config) (*simclr.Built, error) {
+	return simclr.Build(cfg, ProducerVersion)
+}
+
+// Files returns the default set as file name → bytes.
+func Files() (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, cfg := range graphs.Default() {
+		b, err := Build(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("gen: %s: %w", cfg.Name(), err)
+		}
+		manifest, err := b.Manifest.Encode()
+		if err != nil {
+			return nil, err
+		}
+		files[cfg.Name()+".json"] = manifest
+		files[b.Manifest.TrainGraph] = b.Train
+		files[b.Manifest.InferenceGraph] = b.Inference
+	}
+	return files, nil
+}
+
+// WriteDefault writes the default set into dir, replacing files atomically.
+func WriteDefault(dir string) error {
+	files, err := Files()
+	if err != nil {
+		return err
+	}
+	for name, data := range files {
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
+			return fmt.Errorf("gen: write %s: %w", name, err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("gen: replace %s: %w", name, err)
+		}
+	}
+	return nil
+}

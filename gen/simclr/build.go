@@ -1,0 +1,103 @@
+package simclr
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/simclr-ort/simclr-ort/gen/graph"
+	"github.com/simclr-ort/simclr-ort/graphs"
+)
+
+// Graph input and output names shared by every configuration.
+const (
+	TrainInput      = "views"
+	LossOutput      = "loss"
+	InferenceInput  = "images"
+	InferenceOutput = "features"
+)
+
+// Built is one configuration's generated graphs and manifest.
+type Built struct {
+	Manifest  *graphs.Manifest
+	Train     []byte
+	Inference []byte
+}
+
+// Build generates the training and inference graphs of a configuration.
+// producerVersion is recorded in the files.
+func Build(cfg graphs.Config, producerVersion string) (*Built, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	trainGraph, m := buildTrain(cfg)
+	inferGraph := buildInference(cfg)
+	meta := map[string]string{"simclr.config": cfg.Name()}
+	train, err := graph.Marshal(trainGraph.Model(producerVersion, meta))
+	if err != nil {
+		return nil, err
+	}
+	infer, err := graph.Marshal(inferGraph.Model(producerVersion, meta))
+	if err != nil {
+		return nil, err
+	}
+	m.TrainGraph = cfg.Name() + ".train.onnx"
+	m.InferenceGraph = cfg.Name() + ".infer.onnx"
+	m.TrainSHA256 = graphs.SHA256(train)
+	m.InferenceSHA256 = graphs.SHA256(infer)
+	return &Built{Manifest: m, Train: train, Inference: infer}, nil
+}
+
+// buildTrain emits loss, every parameter's gradient and the new running
+// statistics. Both views go through the encoder as one [2N,3,H,W] batch:
+// one pass with twice the batch keeps the matrix products large, and
+// BatchNorm's statistics cover both views unless BNGroups asks otherwise.
+func buildTrain(cfg graphs.Config) (*graph.Graph, *graphs.Manifest) {
+	g := graph.New(cfg.Name() + ".train")
+	size := int64(cfg.ImageSize)
+	views := g.Input(TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
+	n := newNet(g, cfg, bnTrain)
+	h := n.encoder(views)
+	z := n.projector(h)
+	loss := ntXent(g, z, cfg.Temperature)
+	g.Output(LossOutput, loss)
+	wrt := make([]*graph.Value, len(n.params))
+	for i, p := range n.params {
+		wrt[i] = n.values[p.Name]
+	}
+	for i, d := range g.Gradients(loss, wrt) {
+		g.Output(n.params[i].Output, d)
+	}
+	for _, b := range n.buffers {
+		g.Output(b.Output, n.newStats[b.Name])
+	}
+	return g, &graphs.Manifest{
+		Config:          cfg,
+		FeatureDim:      int(h.Shape()[1]),
+		Input:           TrainInput,
+		InferenceInput:  InferenceInput,
+		InferenceOutput: InferenceOutput,
+		Loss:            LossOutput,
+		Params:          n.params,
+		Buffers:         n.buffers,
+		BNMomentum:      bnMomentum,
+		BNEpsilon:       bnEpsilon,
+	}
+}
+
+// buildInference emits the encoder alone with eval-mode BatchNorm and a
+// dynamic batch dimension; it takes the encoder's parameters and running
+// statistics (the manifest's tensors named "encoder.*").
+func buildInference(cfg graphs.Config) *graph.Graph {
+	g := graph.New(cfg.Name() + ".infer")
+	size := int64(cfg.ImageSize)
+	images := g.Input(InferenceInput, graph.Float, graph.Shape{graph.Dynamic, 3, size, size})
+	n := newNet(g, cfg, bnEval)
+	g.Output(InferenceOutput, n.encoder(images))
+	for _, t := range append(n.params, n.buffers...) {
+		if !strings.HasPrefix(t.Name, "encoder.") {
+			panic(fmt.Sprintf("simclr: inference graph takes non-encoder tensor %s", t.Name))
+		}
+	}
+	return g
+}

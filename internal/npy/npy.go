@@ -1,0 +1,138 @@
+// Package npy reads and writes float32 and int64 arrays in NumPy's .npy
+// format (version 1.0, little-endian, C order), which Python, NumPy and
+// PyTorch read directly.
+package npy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var magic = []byte("\x93NUMPY\x01\x00")
+
+func header(descr string, shape []int64) []byte {
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = strconv.FormatInt(d, 10)
+	}
+	tuple := strings.Join(dims, ", ")
+	if len(shape) == 1 {
+		tuple += ","
+	}
+	h := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, tuple)
+	// Pad so that magic + length + header + newline is a multiple of 64.
+	total := len(magic) + 2 + len(h) + 1
+	h += strings.Repeat(" ", (64-total%64)%64) + "\n"
+	out := append([]byte(nil), magic...)
+	out = binary.LittleEndian.AppendUint16(out, uint16(len(h)))
+	return append(out, h...)
+}
+
+// WriteFloat32 writes data with the given shape to w.
+func WriteFloat32(w io.Writer, shape []int64, data []float32) error {
+	if n := size(shape); n != int64(len(data)) {
+		return fmt.Errorf("npy: shape %v needs %d values, got %d", shape, n, len(data))
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(header("<f4", shape))
+	var b [4]byte
+	for _, f := range data {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(f))
+		bw.Write(b[:])
+	}
+	return bw.Flush()
+}
+
+// WriteInt64 writes data with the given shape to w.
+func WriteInt64(w io.Writer, shape []int64, data []int64) error {
+	if n := size(shape); n != int64(len(data)) {
+		return fmt.Errorf("npy: shape %v needs %d values, got %d", shape, n, len(data))
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(header("<i8", shape))
+	var b [8]byte
+	for _, x := range data {
+		binary.LittleEndian.PutUint64(b[:], uint64(x))
+		bw.Write(b[:])
+	}
+	return bw.Flush()
+}
+
+// SaveFloat32 writes a .npy file.
+func SaveFloat32(path string, shape []int64, data []float32) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("npy: %w", err)
+	}
+	if err := WriteFloat32(f, shape, data); err != nil {
+		f.Close()
+		return fmt.Errorf("npy: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("npy: close %s: %w", path, err)
+	}
+	return nil
+}
+
+var headerRE = regexp.MustCompile(`'descr':\s*'([^']+)'.*'fortran_order':\s*(True|False).*'shape':\s*\(([^)]*)\)`)
+
+// LoadFloat32 reads a little-endian float32 .npy file in C order.
+func LoadFloat32(path string) (shape []int64, data []float32, err error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("npy: %w", err)
+	}
+	if len(raw) < 10 || string(raw[:6]) != string(magic[:6]) {
+		return nil, nil, fmt.Errorf("npy: %s is not a .npy file", path)
+	}
+	var hlen, start int
+	switch raw[6] {
+	case 1:
+		hlen, start = int(binary.LittleEndian.Uint16(raw[8:])), 10
+	case 2, 3:
+		hlen, start = int(binary.LittleEndian.Uint32(raw[8:])), 12
+	default:
+		return nil, nil, fmt.Errorf("npy: %s has unsupported version %d", path, raw[6])
+	}
+	if start+hlen > len(raw) {
+		return nil, nil, fmt.Errorf("npy: %s is truncated", path)
+	}
+	m := headerRE.FindStringSubmatch(string(raw[start : start+hlen]))
+	if m == nil || m[1] != "<f4" || m[2] != "False" {
+		return nil, nil, fmt.Errorf("npy: %s must be little-endian float32 in C order, header %q", path, raw[start:start+hlen])
+	}
+	for _, d := range strings.Split(m[3], ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			n, err := strconv.ParseInt(d, 10, 64)
+			if err != nil {
+				return nil, nil, fmt.Errorf("npy: %s: bad shape %q", path, m[3])
+			}
+			shape = append(shape, n)
+		}
+	}
+	body := raw[start+hlen:]
+	n := size(shape)
+	if int64(len(body)) != 4*n {
+		return nil, nil, fmt.Errorf("npy: %s holds %d bytes for shape %v (%d expected)", path, len(body), shape, 4*n)
+	}
+	data = make([]float32, n)
+	for i := range data {
+		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+	}
+	return shape, data, nil
+}
+
+func size(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}

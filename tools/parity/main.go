@@ -1,0 +1,227 @@
+// Command parity checks one full SimCLR training step of the generated
+// graphs on ONNX Runtime against PyTorch: for each case it initialises the
+// parameters and a batch of views, runs the step, writes inputs and outputs
+// as .npy files, and runs tools/parity/reference.py, which loads the same
+// weights into torchvision's ResNet, runs the same step and compares loss,
+// gradients and new running statistics. It exits non-zero when any case
+// fails.
+//
+// Usage: go run ./tools/parity [-keep DIR] [-python /usr/bin/python3]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/npy"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
+	"github.com/simclr-ort/simclr-ort/runtime/step"
+)
+
+// cases cover each architecture and stem, the reference's per-view
+// BatchNorm (two groups) and the primitive BatchNorm lowering.
+var cases = []graphs.Config{
+	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 4},
+	{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4},
+	{Arch: "resnet50", Stem: "imagenet", ImageSize: 32, Pairs: 4},
+	{Arch: "resnet50", Stem: "cifar", ImageSize: 16, Pairs: 4},
+	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 4, BNGroups: 2},
+	{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNLowering: "primitive"},
+}
+
+type caseFile struct {
+	Name          string   `json:"name"`
+	Arch          string   `json:"arch"`
+	Stem          string   `json:"stem"`
+	ImageSize     int      `json:"image_size"`
+	Pairs         int      `json:"pairs"`
+	ProjectionDim int      `json:"projection_dim"`
+	Temperature   float64  `json:"temperature"`
+	BNGroups      int      `json:"bn_groups"`
+	BNEps         float64  `json:"bn_eps"`
+	BNMomentum    float64  `json:"bn_momentum"`
+	Params        []string `json:"params"`
+	Buffers       []string `json:"buffers"`
+}
+
+func main() {
+	keep := flag.String("keep", "", "write the cases into this directory and keep them (default: a temporary directory, removed)")
+	python := flag.String("python", "/usr/bin/python3", "Python with Debian's python3-torch and python3-torchvision")
+	ortLib := flag.String("ort-lib", "", "ONNX Runtime shared library (default: see README)")
+	only := flag.String("cases", "", "comma-separated case names to run (default: all)")
+	flag.Parse()
+	if err := run(*keep, *python, *ortLib, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "parity:", err)
+		os.Exit(1)
+	}
+}
+
+func run(keep, python, ortLib, only string) error {
+	if err := ort.Init(ortLib); err != nil {
+		return err
+	}
+	root := keep
+	if root == "" {
+		dir, err := os.MkdirTemp("", "simclr-parity-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		root = dir
+	}
+	selected := map[string]bool{}
+	for _, name := range strings.Split(only, ",") {
+		if name != "" {
+			selected[name] = true
+		}
+	}
+	var dirs []string
+	for i, cfg := range cases {
+		cfg = cfg.Defaults()
+		if len(selected) > 0 && !selected[cfg.Name()] {
+			continue
+		}
+		delete(selected, cfg.Name())
+		dir := filepath.Join(root, cfg.Name())
+		if err := writeCase(dir, cfg, uint64(i+1)); err != nil {
+			return fmt.Errorf("%s: %w", cfg.Name(), err)
+		}
+		dirs = append(dirs, dir)
+	}
+	if len(selected) > 0 {
+		var names []string
+		for _, c := range cases {
+			names = append(names, c.Defaults().Name())
+		}
+		return fmt.Errorf("unknown case(s) %v; the cases are %s", selected, strings.Join(names, ", "))
+	}
+	script := filepath.Join(filepath.Dir(os.Args[0]), "reference.py")
+	if _, err := os.Stat(script); err != nil {
+		script = filepath.Join("tools", "parity", "reference.py")
+	}
+	cmd := exec.Command(python, append([]string{script}, dirs...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("PyTorch comparison failed (%s %s): %w", python, script, err)
+	}
+	return nil
+}
+
+func writeCase(dir string, cfg graphs.Config, seed uint64) error {
+	built, err := gen.Build(cfg)
+	if err != nil {
+		return err
+	}
+	m := built.Manifest
+	md, err := step.New(m, built.Train, ort.Options{IntraOpThreads: 2})
+	if err != nil {
+		return err
+	}
+	defer md.Close()
+	r := rand.New(rand.NewPCG(seed, 7))
+	md.Initialize(r)
+	// Running statistics away from their defaults, so the update is tested.
+	for i := range md.Buffers {
+		for j := range md.Buffers[i] {
+			md.Buffers[i][j] += 0.1 * float32(r.Float64())
+		}
+	}
+	fillViews(md.Views, cfg.Pairs, cfg.ImageSize, r)
+	cf := caseFile{Name: cfg.Name(), Arch: cfg.Arch, Stem: cfg.Stem, ImageSize: cfg.ImageSize, Pairs: cfg.Pairs,
+		ProjectionDim: cfg.ProjectionDim, Temperature: cfg.Temperature, BNGroups: cfg.BNGroups,
+		BNEps: m.BNEpsilon, BNMomentum: m.BNMomentum}
+	for _, d := range []string{"params", "ort/grad", "ort/new"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	views := []int64{2 * int64(cfg.Pairs), 3, int64(cfg.ImageSize), int64(cfg.ImageSize)}
+	if err := npy.SaveFloat32(filepath.Join(dir, "views.npy"), views, md.Views); err != nil {
+		return err
+	}
+	for i, t := range m.Params {
+		cf.Params = append(cf.Params, t.Name)
+		if err := npy.SaveFloat32(filepath.Join(dir, "params", t.Name+".npy"), t.Shape, md.Params[i]); err != nil {
+			return err
+		}
+	}
+	for i, t := range m.Buffers {
+		cf.Buffers = append(cf.Buffers, t.Name)
+		if err := npy.SaveFloat32(filepath.Join(dir, "params", t.Name+".npy"), t.Shape, md.Buffers[i]); err != nil {
+			return err
+		}
+	}
+	if _, err := md.Run(); err != nil {
+		return err
+	}
+	if err := npy.SaveFloat32(filepath.Join(dir, "ort", "loss.npy"), []int64{1}, md.Loss); err != nil {
+		return err
+	}
+	for i, t := range m.Params {
+		if err := npy.SaveFloat32(filepath.Join(dir, "ort", "grad", t.Name+".npy"), t.Shape, md.Grads[i]); err != nil {
+			return err
+		}
+	}
+	for i, t := range m.Buffers {
+		if err := npy.SaveFloat32(filepath.Join(dir, "ort", "new", t.Name+".npy"), t.Shape, md.NewBuffers[i]); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(cf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "case.json"), b, 0o644)
+}
+
+// fillViews makes a batch that is well conditioned in float32: distinct
+// images (colour, gradient and stripes of random frequency and phase, plus
+// noise) whose two views are the image and its mirror with fresh noise. With
+// i.i.d. noise images a random-init ResNet maps every view to nearly the
+// same z, the NT-Xent gradient becomes a difference of nearly equal numbers,
+// and even PyTorch's own float32 result is then several percent away from
+// its float64 result.
+func fillViews(views []float32, pairs, size int, r *rand.Rand) {
+	plane := size * size
+	for i := 0; i < pairs; i++ {
+		var base [3][]float32
+		fx, fy := 1+3*r.Float64(), 1+3*r.Float64()
+		phase := 2 * math.Pi * r.Float64()
+		for c := range base {
+			base[c] = make([]float32, plane)
+			colour, amp := 0.2+0.6*r.Float64(), 0.1+0.3*r.Float64()
+			for y := 0; y < size; y++ {
+				for x := 0; x < size; x++ {
+					u, v := float64(x)/float64(size), float64(y)/float64(size)
+					val := colour + amp*math.Sin(2*math.Pi*(fx*u+fy*v)+phase+float64(c)) + 0.2*(u-0.5)
+					base[c][y*size+x] = float32(val)
+				}
+			}
+		}
+		for view := 0; view < 2; view++ {
+			row := i + view*pairs
+			for c := 0; c < 3; c++ {
+				dst := views[(row*3+c)*plane : (row*3+c+1)*plane]
+				for y := 0; y < size; y++ {
+					for x := 0; x < size; x++ {
+						sx := x
+						if view == 1 {
+							sx = size - 1 - x
+						}
+						val := base[c][y*size+sx] + 0.05*float32(r.NormFloat64())
+						dst[y*size+x] = min(1, max(0, val))
+					}
+				}
+			}
+		}
+	}
+}
