@@ -1,0 +1,390 @@
+package data
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// writeFile writes b to path, creating directories.
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// solid returns a w x h NRGBA image of one colour.
+func solid(w, h int, c color.NRGBA) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	return img
+}
+
+// encode encodes img in the format named by ext.
+func encode(t *testing.T, img image.Image, ext string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var err error
+	switch strings.ToLower(ext) {
+	case ".png":
+		err = png.Encode(&buf, img)
+	case ".jpg", ".jpeg":
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95})
+	case ".gif":
+		err = gif.Encode(&buf, img, &gif.Options{NumColors: 256, Quantizer: nil, Drawer: nil})
+	default:
+		t.Fatalf("no encoder for %s", ext)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// makeFolder lays out an image folder and returns its root and the files
+// in torchvision's order.
+func makeFolder(t *testing.T) (root string, want []string) {
+	root = t.TempDir()
+	red := solid(12, 10, color.NRGBA{200, 10, 10, 255})
+	files := []string{
+		// Created out of order; torchvision's order is checked below.
+		"b_dogs/z.png", "b_dogs/a.jpg", "a_cats/sub/y.gif", "a_cats/sub-b/x.PNG",
+		"a_cats/z.jpeg", "a_cats/a.png", "a_cats/sub/deeper/w.png", "c_empty_but_nested/n/m.png",
+	}
+	for _, f := range files {
+		writeFile(t, filepath.Join(root, f), encode(t, red, filepath.Ext(f)))
+	}
+	writeFile(t, filepath.Join(root, "a_cats", "notes.txt"), []byte("not an image"))
+	writeFile(t, filepath.Join(root, "b_dogs", "broken.png"), []byte("\x89PNG\r\n\x1a\nthis is not a png"))
+	writeFile(t, filepath.Join(root, "README"), []byte("top-level files are ignored"))
+	want = []string{
+		"a_cats/a.png", "a_cats/z.jpeg", // a_cats
+		"a_cats/sub/y.gif",        // a_cats/sub: a prefix of the next
+		"a_cats/sub-b/x.PNG",      // a_cats/sub-b sorts before a_cats/sub/deeper ('-' < '/')
+		"a_cats/sub/deeper/w.png", // a_cats/sub/deeper
+		"b_dogs/a.jpg", "b_dogs/broken.png", "b_dogs/z.png",
+		"c_empty_but_nested/n/m.png",
+	}
+	return root, want
+}
+
+func TestFolder(t *testing.T) {
+	root, want := makeFolder(t)
+	for _, spec := range []string{"folder:" + root, root} {
+		ds, err := Open(spec, Train)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := ds.(*Folder)
+		if got := f.ClassNames(); !slices.Equal(got, []string{"a_cats", "b_dogs", "c_empty_but_nested"}) {
+			t.Errorf("%s: classes %v", spec, got)
+		}
+		var got []string
+		for i := range f.Len() {
+			rel, _ := filepath.Rel(root, f.Path(i))
+			got = append(got, filepath.ToSlash(rel))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: files\n%v\nwant torchvision's order\n%v", spec, got, want)
+		}
+		for i := range f.Len() {
+			wantLabel := map[string]int{"a_cats": 0, "b_dogs": 1, "c_empty_but_nested": 2}[strings.Split(want[i], "/")[0]]
+			if f.Label(i) != wantLabel {
+				t.Errorf("label of %s = %d, want %d", want[i], f.Label(i), wantLabel)
+			}
+			img, err := f.Image(i)
+			if strings.Contains(want[i], "broken") {
+				if err == nil || !strings.Contains(err.Error(), "broken.png") {
+					t.Errorf("Image(%s) error = %v, want a decode error naming the file", want[i], err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("Image(%s): %v", want[i], err)
+				continue
+			}
+			if img.Bounds() != image.Rect(0, 0, 12, 10) {
+				t.Errorf("Image(%s) bounds %v", want[i], img.Bounds())
+			}
+			r, g, b, _ := img.At(5, 5).RGBA()
+			if r>>8 < 180 || g>>8 > 40 || b>>8 > 40 {
+				t.Errorf("Image(%s) pixel = %d %d %d, want about 200 10 10", want[i], r>>8, g>>8, b>>8)
+			}
+		}
+	}
+	if _, err := Open(root, Test); !errors.Is(err, ErrNoSplit) || !strings.Contains(err.Error(), "train/CLASS") {
+		t.Errorf("test split of a flat folder: error %v, want ErrNoSplit saying how to lay it out", err)
+	}
+}
+
+func TestFolderSplits(t *testing.T) {
+	root := t.TempDir()
+	img := encode(t, solid(4, 4, color.NRGBA{1, 2, 3, 255}), ".png")
+	writeFile(t, filepath.Join(root, "train", "x", "1.png"), img)
+	writeFile(t, filepath.Join(root, "train", "y", "1.png"), img)
+	writeFile(t, filepath.Join(root, "val", "x", "1.png"), img)
+	writeFile(t, filepath.Join(root, "val", "y", "1.png"), img)
+	writeFile(t, filepath.Join(root, "val", "y", "2.png"), img)
+	tr, err := Open("folder:"+root, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te, err := Open("folder:"+root, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Len() != 2 || te.Len() != 3 || !slices.Equal(te.ClassNames(), []string{"x", "y"}) {
+		t.Errorf("train %d images, test (val) %d images, classes %v; want 2, 3, [x y]", tr.Len(), te.Len(), te.ClassNames())
+	}
+}
+
+func TestFolderErrors(t *testing.T) {
+	img := encode(t, solid(4, 4, color.NRGBA{1, 2, 3, 255}), ".png")
+	noClasses := t.TempDir()
+	writeFile(t, filepath.Join(noClasses, "a.png"), img)
+	emptyClass := t.TempDir()
+	writeFile(t, filepath.Join(emptyClass, "full", "a.png"), img)
+	writeFile(t, filepath.Join(emptyClass, "empty", "a.txt"), []byte("x"))
+	tests := []struct {
+		name, root, want string
+	}{
+		{"no class folders", noClasses, "has no class folders"},
+		{"empty class", emptyClass, "class folders empty of " + emptyClass + " hold no image files"},
+	}
+	for _, tc := range tests {
+		_, err := OpenFolder(tc.root, Train)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// idxBytes encodes an unsigned-byte idx file.
+func idxBytes(dims []int, data []byte) []byte {
+	var b bytes.Buffer
+	b.Write([]byte{0, 0, 8, byte(len(dims))})
+	for _, d := range dims {
+		binary.Write(&b, binary.BigEndian, uint32(d))
+	}
+	b.Write(data)
+	return b.Bytes()
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestIDX(t *testing.T) {
+	// Three 2x3 images whose pixels encode image and position, and a test
+	// split of one.
+	pix := make([]byte, 3*6)
+	for i := range pix {
+		pix[i] = byte(10*(i/6) + i%6)
+	}
+	for _, gz := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "my-fashion-data")
+		enc := func(b []byte) []byte { return b }
+		suffix := ""
+		if gz {
+			enc, suffix = func(b []byte) []byte { return gzipped(t, b) }, ".gz"
+		}
+		writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"+suffix), enc(idxBytes([]int{3, 2, 3}, pix)))
+		writeFile(t, filepath.Join(dir, "train-labels-idx1-ubyte"+suffix), enc(idxBytes([]int{3}, []byte{9, 0, 4})))
+		writeFile(t, filepath.Join(dir, "t10k-images-idx3-ubyte"+suffix), enc(idxBytes([]int{1, 2, 3}, pix[:6])))
+		writeFile(t, filepath.Join(dir, "t10k-labels-idx1-ubyte"+suffix), enc(idxBytes([]int{1}, []byte{7})))
+		for _, spec := range []string{"fmnist:" + dir, dir} {
+			ds, err := Open(spec, Train)
+			if err != nil {
+				t.Fatalf("gz %v, %s: %v", gz, spec, err)
+			}
+			if ds.Len() != 3 || ds.Label(0) != 9 || ds.Label(2) != 4 || ds.ClassNames()[9] != "Ankle boot" {
+				t.Errorf("gz %v, %s: len %d labels %d %d class 9 %q", gz, spec, ds.Len(), ds.Label(0), ds.Label(2), ds.ClassNames()[9])
+			}
+			img, err := ds.Image(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := img.(*image.Gray)
+			if g.Bounds() != image.Rect(0, 0, 3, 2) || g.GrayAt(2, 1).Y != 25 || g.GrayAt(0, 0).Y != 20 {
+				t.Errorf("gz %v: image 2 bounds %v, (2,1) = %d, (0,0) = %d; want 3x2, 25, 20", gz, g.Bounds(), g.GrayAt(2, 1).Y, g.GrayAt(0, 0).Y)
+			}
+		}
+		te, err := Open("mnist:"+dir, Test)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if te.Len() != 1 || te.Label(0) != 7 || te.ClassNames()[7] != "7 - seven" {
+			t.Errorf("mnist test split: len %d label %d class %q", te.Len(), te.Label(0), te.ClassNames()[7])
+		}
+	}
+}
+
+func TestIDXErrors(t *testing.T) {
+	pix := make([]byte, 12)
+	tests := []struct {
+		name           string
+		images, labels []byte
+		want           string
+	}{
+		{"count mismatch", idxBytes([]int{2, 2, 3}, pix), idxBytes([]int{3}, []byte{1, 2, 3}), "2 images but"},
+		{"bad magic", append([]byte{0, 0, 9, 3}, idxBytes([]int{2, 2, 3}, pix)[4:]...), idxBytes([]int{2}, []byte{1, 2}), "not an idx file"},
+		{"truncated", idxBytes([]int{2, 2, 3}, pix[:7]), idxBytes([]int{2}, []byte{1, 2}), "truncated"},
+		{"bad label", idxBytes([]int{2, 2, 3}, pix), idxBytes([]int{2}, []byte{1, 12}), "label 12 of image 1"},
+	}
+	for _, tc := range tests {
+		dir := filepath.Join(t.TempDir(), "mnist")
+		writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), tc.images)
+		writeFile(t, filepath.Join(dir, "train-labels-idx1-ubyte"), tc.labels)
+		_, err := Open(dir, Train)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+	// idx files in a directory whose name does not say which dataset.
+	dir := filepath.Join(t.TempDir(), "digits")
+	writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), idxBytes([]int{2, 2, 3}, pix))
+	writeFile(t, filepath.Join(dir, "train-labels-idx1-ubyte"), idxBytes([]int{2}, []byte{1, 2}))
+	if _, err := Open(dir, Train); err == nil || !strings.Contains(err.Error(), "fmnist:"+dir) {
+		t.Errorf("ambiguous idx: error %v, want one suggesting fmnist:%s", err, dir)
+	}
+	if _, err := Open("mnist:"+dir, Test); !errors.Is(err, ErrNoSplit) {
+		t.Errorf("missing test split: error %v, want ErrNoSplit", err)
+	}
+}
+
+// cifarBatch returns n CIFAR-10 records whose label is (first+k)%10 and
+// whose red, green and blue planes hold first+k, 2 and 3.
+func cifarBatch(first, n int) []byte {
+	var b []byte
+	for k := range n {
+		rec := make([]byte, cifarRecord)
+		rec[0] = byte((first + k) % 10)
+		for j := range cifarPlane {
+			rec[1+j] = byte(first + k)
+			rec[1+cifarPlane+j] = 2
+			rec[1+2*cifarPlane+j] = 3
+		}
+		b = append(b, rec...)
+	}
+	return b
+}
+
+func TestCIFAR10(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "cifar-10-batches-bin")
+	for i := range 5 {
+		writeFile(t, filepath.Join(dir, "data_batch_"+string(rune('1'+i))+".bin"), cifarBatch(2*i, 2))
+	}
+	writeFile(t, filepath.Join(dir, "test_batch.bin"), cifarBatch(100, 3))
+	for _, spec := range []string{root, "cifar10:" + root, dir} {
+		ds, err := Open(spec, Train)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds.Len() != 10 || ds.Label(7) != 7 || ds.ClassNames()[1] != "automobile" {
+			t.Errorf("%s: len %d label 7 = %d class 1 %q", spec, ds.Len(), ds.Label(7), ds.ClassNames()[1])
+		}
+		img, _ := ds.Image(7)
+		if c := img.(*image.NRGBA).NRGBAAt(31, 31); c != (color.NRGBA{7, 2, 3, 255}) {
+			t.Errorf("%s: image 7 pixel %v, want {7 2 3 255}", spec, c)
+		}
+	}
+	te, err := Open(root, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if te.Len() != 3 || te.Label(2) != 2 {
+		t.Errorf("test split: len %d label 2 = %d", te.Len(), te.Label(2))
+	}
+	writeFile(t, filepath.Join(dir, "batches.meta.txt"), []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n"))
+	ds, _ := Open(root, Test)
+	if ds.ClassNames()[9] != "j" {
+		t.Errorf("class names from batches.meta.txt: %v", ds.ClassNames())
+	}
+	writeFile(t, filepath.Join(dir, "data_batch_3.bin"), cifarBatch(0, 1)[:100])
+	if _, err := Open(root, Train); err == nil || !strings.Contains(err.Error(), "data_batch_3.bin has 100 bytes") {
+		t.Errorf("truncated batch: error %v", err)
+	}
+	os.Remove(filepath.Join(dir, "data_batch_3.bin"))
+	if _, err := Open(root, Train); !errors.Is(err, ErrNoSplit) || !strings.Contains(err.Error(), "data_batch_3.bin is missing") {
+		t.Errorf("missing batch: error %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f.png")
+	writeFile(t, file, []byte("x"))
+	empty := t.TempDir()
+	tests := []struct {
+		spec, split, want string
+	}{
+		{"/no/such/dir", Train, "check the data path"},
+		{"fmnist:/no/such/dir", Train, "check the data path"},
+		{"imagenet:/data", Train, `unknown dataset kind "imagenet"`},
+		{file, Train, "is a file"},
+		{empty, Train, "found no dataset"},
+		{empty, "validation", `unknown split "validation"`},
+		{"fmnist:", Train, "names no path"},
+	}
+	for _, tc := range tests {
+		_, err := Open(tc.spec, tc.split)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "augment/data: ") {
+			t.Errorf("Open(%q, %q) error = %v, want one containing %q", tc.spec, tc.split, err, tc.want)
+		}
+	}
+}
+
+func TestFashionMNISTFromDebian(t *testing.T) {
+	const dir = "/usr/share/datasets/fashion-mnist"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("Fashion-MNIST not installed at %s (apt-get install dataset-fashion-mnist): %v", dir, err)
+	}
+	for _, tc := range []struct {
+		split string
+		n     int
+	}{{Train, 60000}, {Test, 10000}} {
+		ds, err := Open(dir, tc.split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds.Len() != tc.n || ds.ClassNames()[0] != "T-shirt/top" {
+			t.Errorf("%s: %d images, class 0 %q; want %d, T-shirt/top", tc.split, ds.Len(), ds.ClassNames()[0], tc.n)
+		}
+		counts := make([]int, 10)
+		for i := range ds.Len() {
+			counts[ds.Label(i)]++
+		}
+		for c, k := range counts {
+			if k != tc.n/10 {
+				t.Errorf("%s: class %d has %d images, want %d", tc.split, c, k, tc.n/10)
+			}
+		}
+		img, _ := ds.Image(0)
+		if img.Bounds() != image.Rect(0, 0, 28, 28) {
+			t.Errorf("%s: image bounds %v", tc.split, img.Bounds())
+		}
+	}
+}
