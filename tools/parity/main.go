@@ -129,7 +129,21 @@ func writeCase(dir string, cfg graphs.Config, seed uint64) error {
 	defer md.Close()
 	r := rand.New(rand.NewPCG(seed, 7))
 	md.Initialize(r)
-	// Running statistics away from their defaults, so the update is tested.
+	// BatchNorm parameters and running statistics away from their defaults,
+	// as in a network that has trained a while: every term of the BatchNorm
+	// gradient is then exercised, and features differ more between views.
+	for i, t := range m.Params {
+		switch t.Role {
+		case "bn_weight":
+			for j := range md.Params[i] {
+				md.Params[i][j] = 0.5 + r.Float32()
+			}
+		case "bn_bias":
+			for j := range md.Params[i] {
+				md.Params[i][j] = 0.2 * float32(r.NormFloat64())
+			}
+		}
+	}
 	for i := range md.Buffers {
 		for j := range md.Buffers[i] {
 			md.Buffers[i][j] += 0.1 * float32(r.Float64())

@@ -1,6 +1,7 @@
-// Command ortstep times full SimCLR training steps (forward, loss, backward:
-// one run of the generated training graph) on ONNX Runtime's CPU provider,
-// the counterpart of tools/bench/torch_step.py. With -profile it also writes
+// Command ortstep times full SimCLR training steps on ONNX Runtime's CPU
+// provider: one run of the generated training graph (forward, loss,
+// backward), the official-SimCLR LARS update of every parameter in Go and the
+// running-statistics swap; the counterpart of tools/bench/torch_step.py. With -profile it also writes
 // ONNX Runtime's profile and prints the costliest node types.
 //
 // Usage: go run ./tools/bench/ortstep -arch resnet18 -stem cifar -image-size 32 -pairs 64 -threads 2 [-json] [-profile DIR]
@@ -19,6 +20,7 @@ import (
 
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/runtime/optim"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/simclr-ort/simclr-ort/runtime/step"
 )
@@ -86,12 +88,21 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 	for i := range md.Views {
 		md.Views[i] = r.Float32()
 	}
+	sizes := make([]int, len(built.Manifest.Params))
+	excluded := make([]bool, len(built.Manifest.Params))
+	for i, t := range built.Manifest.Params {
+		sizes[i], excluded[i] = int(t.Size()), t.LARSExclude
+	}
+	lars := optim.NewLARS(sizes, excluded, optim.LARSConfig{})
+	lr := 0.3 * float64(cfg.Pairs) / 256
 	res := result{Config: cfg.Name(), ORTVersion: ort.Version(), SetupS: time.Since(start).Seconds()}
 	for i := 0; i < warmup+iters; i++ {
 		t0 := time.Now()
 		if _, err := md.Run(); err != nil {
 			return err
 		}
+		lars.Step(lr, md.Params, md.Grads)
+		md.CommitRunningStats()
 		if i >= warmup {
 			res.StepTimes = append(res.StepTimes, time.Since(t0).Seconds())
 		}
