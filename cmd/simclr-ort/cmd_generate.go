@@ -39,8 +39,8 @@ func runGenerate(_ context.Context, o generateOptions) error {
 		return fmt.Errorf("generate: %w", err)
 	}
 	for name, data := range map[string][]byte{
-		b.Manifest.TrainGraph:             b.Train,
-		b.Manifest.InferenceGraph:         b.Inference,
+		b.Manifest.TrainGraph:              b.Train,
+		b.Manifest.InferenceGraph:          b.Inference,
 		b.Manifest.Config.Name() + ".json": manifest,
 	} {
 		if err := os.WriteFile(filepath.Join(o.out, name), data, 0o644); err != nil {

@@ -8,8 +8,8 @@ import (
 // addConfigFlags registers the flags that choose a graph configuration.
 func addConfigFlags(fs *pflag.FlagSet, c *graphs.Config) {
 	fs.StringVar(&c.Arch, "arch", "resnet18", "encoder: resnet18 or resnet50")
-	fs.StringVar(&c.Stem, "stem", "cifar", "first layers: imagenet (7x7 stride-2 conv and max-pool) or cifar (3x3 stride-1 conv)")
-	fs.IntVar(&c.ImageSize, "image-size", 32, "side of the square views in pixels")
+	fs.StringVar(&c.Stem, "stem", "imagenet", "first layers: imagenet (7x7 stride-2 conv and max-pool) or cifar (3x3 stride-1 conv)")
+	fs.IntVar(&c.ImageSize, "image-size", 224, "side of the square views in pixels")
 	fs.IntVar(&c.Pairs, "batch-size", 128, "images per batch (each gives two views)")
 	fs.IntVar(&c.ProjectionDim, "projection-dim", 64, "size of the projection z")
 	fs.Float64Var(&c.Temperature, "temperature", 0.5, "NT-Xent temperature")

@@ -289,4 +289,3 @@ func init() {
 		return []*Value{g.Reshape(flat, x.shape)}
 	})
 }
-

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/simclr-ort/simclr-ort/gen"
-	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/simclr-ort/simclr-ort/runtime/step"
 )
