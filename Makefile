@@ -18,7 +18,7 @@ setup-system:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread \
-		dataset-fashion-mnist npm ca-certificates
+		dataset-fashion-mnist
 
 setup:
 	$(GO) mod download

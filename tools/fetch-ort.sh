@@ -13,7 +13,7 @@ if [ -f "$lib" ] && [ "$(cat "$dest/VERSION" 2>/dev/null)" = "$version" ]; then
   echo "ONNX Runtime $version already in $dest"
   exit 0
 fi
-command -v npm >/dev/null || { echo "fetch-ort: npm is needed (apt-get install npm)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "fetch-ort: npm is needed (Node.js with npm, e.g. from nodejs.org or Debian's nodejs and npm packages)" >&2; exit 1; }
 mkdir -p "$dest"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

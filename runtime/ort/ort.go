@@ -125,7 +125,20 @@ type Options struct {
 	ProfilePrefix string
 	// DisableOptimizations turns graph optimizations off (for debugging).
 	DisableOptimizations bool
+	// Provider is the execution provider: "" or "cpu", or "cuda". A CUDA
+	// provider that cannot be created is an error; there is no silent
+	// fallback to the CPU.
+	Provider string
+	// DeviceID is the GPU for the CUDA provider.
+	DeviceID int
 }
+
+// GetCUDAHelp says what the CUDA provider needs; CUDA errors end with it.
+const GetCUDAHelp = "the CUDA execution provider needs an ONNX Runtime GPU build (libonnxruntime.so with " +
+	"libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so beside it; the CPU library that " +
+	"`make setup` fetches has none), the CUDA runtime, cuBLAS and cuDNN libraries of the CUDA major version " +
+	"that build was made for on the loader's path (LD_LIBRARY_PATH), and a GPU with its driver; " +
+	"see the README's CUDA section, or use --ep cpu"
 
 // Session is a model bound to fixed input and output buffers.
 type Session struct {
@@ -136,15 +149,14 @@ type Session struct {
 
 // NewSession creates a session for the serialised model with every input
 // and output bound to the given buffers. Init must have succeeded.
-func NewSession(model []byte, inputs, outputs []Binding, opts Options) (s *Session, err error) {
+func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Session, err error) {
 	if !onnxruntime.IsInitialized() {
 		return nil, errors.New("ort: NewSession before Init; call ort.Init first")
 	}
-	s = &Session{}
+	s := &Session{}
 	defer func() {
 		if err != nil {
 			s.Close()
-			s = nil
 		}
 	}()
 	so, err := onnxruntime.NewSessionOptions()
@@ -164,6 +176,15 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (s *Sessi
 		if err := so.SetGraphOptimizationLevel(onnxruntime.GraphOptimizationLevelDisableAll); err != nil {
 			return nil, fmt.Errorf("ort: disable optimizations: %w", err)
 		}
+	}
+	switch opts.Provider {
+	case "", "cpu":
+	case "cuda":
+		if err := appendCUDA(so, opts.DeviceID); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("ort: unknown execution provider %q (use cpu or cuda)", opts.Provider)
 	}
 	if opts.ProfilePrefix != "" {
 		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
@@ -228,4 +249,19 @@ func (s *Session) Close() error {
 	runtime.KeepAlive(s.buffers)
 	s.buffers = nil
 	return errors.Join(errs...)
+}
+
+func appendCUDA(so *onnxruntime.SessionOptions, device int) error {
+	cuda, err := onnxruntime.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("ort: CUDA provider options: %w; %s", err, GetCUDAHelp)
+	}
+	defer cuda.Destroy()
+	if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(device)}); err != nil {
+		return fmt.Errorf("ort: CUDA provider on device %d: %w; %s", device, err, GetCUDAHelp)
+	}
+	if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+		return fmt.Errorf("ort: create the CUDA execution provider on device %d: %w; %s", device, err, GetCUDAHelp)
+	}
+	return nil
 }
