@@ -244,3 +244,29 @@ func Check(t *testing.T, c Case) {
 		}
 	}
 }
+
+// Eval builds a graph without inputs, runs it on ONNX Runtime and returns
+// its one float output.
+func Eval(t testing.TB, build func(g *graph.Graph) *graph.Value) []float32 {
+	t.Helper()
+	g := graph.New("eval")
+	// onnxruntime_go needs at least one input; this one is unused.
+	g.Input("unused", graph.Float, graph.Shape{1})
+	y := build(g)
+	g.Output("y", y)
+	model, err := graph.Marshal(g.Model("test", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, y.Shape().Size())
+	unused := []ort.Binding{{Name: "unused", Shape: []int64{1}, Data: make([]float32, 1)}}
+	sess, err := ort.NewSession(model, unused, []ort.Binding{{Name: "y", Shape: y.Shape(), Data: out}}, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
