@@ -4,6 +4,7 @@
 //
 //	simclr-ort generate   write the training and inference graphs of a configuration
 //	simclr-ort step       run training steps on random views and report loss and speed
+//	simclr-ort train      train on a dataset: checkpoints, resume, metrics
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage, 130 interrupted.
 package main
@@ -29,6 +30,7 @@ type command struct {
 var commands = map[string]command{
 	"generate": {"write the ONNX graphs and manifest of one configuration", generateFlags},
 	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},
+	"train":    {"train a SimCLR encoder on an image dataset, with checkpoints and metrics", trainFlags},
 }
 
 // usageError marks errors caused by the command line (exit code 2).
