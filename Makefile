@@ -3,12 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 PYTHON ?= /usr/bin/python3
 
-.PHONY: help setup-system setup demo generate test vet parity bench check-graphs
+.PHONY: help setup-system setup demo generate test vet parity bench
 
 help:
 	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
 	@echo "make setup         fetch Go modules and the ONNX Runtime library into .cache/onnxruntime"
-	@echo "make demo          generate the graphs and run one training step checked against PyTorch"
+	@echo "make demo          check one training step against PyTorch, then train briefly on Fashion-MNIST"
 	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
 	@echo "make parity        one full training step per model against PyTorch"
 	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
@@ -29,7 +29,9 @@ generate:
 
 demo: setup
 	$(GO) run ./tools/parity -cases resnet18-cifar-32px-n4-p64-t0.5
-	$(GO) run ./cmd/simclr-ort step --arch resnet18 --stem cifar --image-size 32 --batch-size 32 --steps 2
+	rm -rf out/demo
+	$(GO) run ./cmd/simclr-ort train --data fmnist:/usr/share/datasets/fashion-mnist \
+		--arch resnet18 --image-size 28 --batch-size 64 --steps 40 --log-every 10 --out out/demo
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
