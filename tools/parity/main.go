@@ -38,19 +38,15 @@ var cases = []graphs.Config{
 	{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNLowering: "primitive"},
 }
 
+// caseFile is case.json: the configuration (graphs.Config's JSON fields)
+// plus what reference.py needs besides.
 type caseFile struct {
-	Name          string   `json:"name"`
-	Arch          string   `json:"arch"`
-	Stem          string   `json:"stem"`
-	ImageSize     int      `json:"image_size"`
-	Pairs         int      `json:"pairs"`
-	ProjectionDim int      `json:"projection_dim"`
-	Temperature   float64  `json:"temperature"`
-	BNGroups      int      `json:"bn_groups"`
-	BNEps         float64  `json:"bn_eps"`
-	BNMomentum    float64  `json:"bn_momentum"`
-	Params        []string `json:"params"`
-	Buffers       []string `json:"buffers"`
+	Name string `json:"name"`
+	graphs.Config
+	BNEps      float64  `json:"bn_eps"`
+	BNMomentum float64  `json:"bn_momentum"`
+	Params     []string `json:"params"`
+	Buffers    []string `json:"buffers"`
 }
 
 func main() {
@@ -150,9 +146,7 @@ func writeCase(dir string, cfg graphs.Config, seed uint64) error {
 		}
 	}
 	fillViews(md.Views, cfg.Pairs, cfg.ImageSize, r)
-	cf := caseFile{Name: cfg.Name(), Arch: cfg.Arch, Stem: cfg.Stem, ImageSize: cfg.ImageSize, Pairs: cfg.Pairs,
-		ProjectionDim: cfg.ProjectionDim, Temperature: cfg.Temperature, BNGroups: cfg.BNGroups,
-		BNEps: m.BNEpsilon, BNMomentum: m.BNMomentum}
+	cf := caseFile{Name: cfg.Name(), Config: cfg, BNEps: m.BNEpsilon, BNMomentum: m.BNMomentum}
 	for _, d := range []string{"params", "ort/grad", "ort/new"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
