@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"golang.org/x/image/bmp"
 	"image"
 	"image/color"
 	"image/gif"
@@ -49,6 +50,8 @@ func encode(t *testing.T, img image.Image, ext string) []byte {
 		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95})
 	case ".gif":
 		err = gif.Encode(&buf, img, &gif.Options{NumColors: 256, Quantizer: nil, Drawer: nil})
+	case ".bmp":
+		err = bmp.Encode(&buf, img)
 	default:
 		t.Fatalf("no encoder for %s", ext)
 	}
@@ -386,5 +389,22 @@ func TestFashionMNISTFromDebian(t *testing.T) {
 		if img.Bounds() != image.Rect(0, 0, 28, 28) {
 			t.Errorf("%s: image bounds %v", tc.split, img.Bounds())
 		}
+	}
+}
+
+// TestFolderDecodesBMP reads a real BMP file through the registered decoder.
+func TestFolderDecodesBMP(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "a", "x.bmp"), encode(t, solid(5, 4, color.NRGBA{200, 10, 30, 255}), ".bmp"))
+	ds, err := OpenFolder(root, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := ds.Image(0)
+	if err != nil {
+		t.Fatalf("bmp: %v", err)
+	}
+	if r, _, _, _ := img.At(1, 1).RGBA(); r>>8 != 200 || img.Bounds().Dx() != 5 {
+		t.Errorf("bmp decoded wrong: bounds %v, red %d", img.Bounds(), r>>8)
 	}
 }

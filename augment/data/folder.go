@@ -2,7 +2,6 @@ package data
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image"
 	_ "image/gif"  // register the GIF decoder
@@ -12,12 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	_ "golang.org/x/image/bmp"  // register the BMP decoder
+	_ "golang.org/x/image/webp" // register the WebP decoder
 )
 
 // Extensions is the set of file extensions (lower case) an image folder
-// lists. BMP and WebP files are listed but need decoders registered with
-// the image package (golang.org/x/image/bmp and golang.org/x/image/webp);
-// without them they are counted as unreadable.
+// lists; BMP and WebP are decoded by golang.org/x/image.
 var Extensions = []string{".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 
 // Folder is an image folder laid out as ROOT/CLASS/.../IMAGE, read like
@@ -180,12 +180,6 @@ func (f *Folder) Image(i int) (image.Image, error) {
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			ext := strings.ToLower(filepath.Ext(f.files[i]))
-			if ext == ".bmp" || ext == ".webp" {
-				return nil, fmt.Errorf("augment/data: decode %s: %w: %s needs golang.org/x/image, which this build lacks; convert the file to png or jpeg", f.files[i], err, ext)
-			}
-		}
 		return nil, fmt.Errorf("augment/data: decode %s: %w; the file is corrupt or not an image", f.files[i], err)
 	}
 	if img.Bounds().Empty() {
