@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -78,6 +79,9 @@ func runTrain(ctx context.Context, o trainOptions) error {
 		fmt.Printf("trained steps %d-%d in %.1f s (%.1f pairs/s): first loss %.4f, mean of the last %d %.4f (ln(2N-1) = %.4f); checkpoint %s\n",
 			res.FirstStep, res.Steps, res.Wall.Seconds(), pairs/res.Wall.Seconds(), res.Losses[0], n, tail/float64(n),
 			math.Log(float64(2*o.Config.Pairs-1)), res.Checkpoint)
+	}
+	if errors.Is(err, context.Canceled) && res != nil && res.Checkpoint != "" {
+		return fmt.Errorf("interrupted after step %d; checkpoint written to %s; continue with --resume %s: %w", res.Steps, res.Checkpoint, o.OutDir, err)
 	}
 	return err
 }
