@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/simclr-ort/simclr-ort/gen/graph"
 	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 )
@@ -21,6 +22,17 @@ const ProducerVersion = "0.1.0"
 // Build generates the graphs and manifest of one configuration in memory.
 func Build(cfg graphs.Config) (*simclr.Built, error) {
 	return simclr.Build(cfg, ProducerVersion)
+}
+
+// Inference generates the inference graph of a configuration, with the
+// projector's output too when asked: the one function export needs.
+func Inference(cfg graphs.Config, withProjector bool) ([]byte, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	meta := map[string]string{"simclr.config": cfg.Name()}
+	return graph.Marshal(simclr.InferenceGraph(cfg, withProjector).Model(ProducerVersion, meta))
 }
 
 // Files returns the default set as file name → bytes.

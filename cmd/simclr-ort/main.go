@@ -2,6 +2,7 @@
 //
 // Subcommands:
 //
+//	simclr-ort export     write a checkpoint's encoder as a standalone ONNX file
 //	simclr-ort generate   write the training and inference graphs of a configuration
 //	simclr-ort step       run training steps on random views and report loss and speed
 //	simclr-ort train      train on a dataset: checkpoints, resume, metrics
@@ -28,6 +29,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"export":   {"write a checkpoint's encoder as a standalone ONNX file", exportFlags},
 	"generate": {"write the ONNX graphs and manifest of one configuration", generateFlags},
 	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},
 	"train":    {"train a SimCLR encoder on an image dataset, with checkpoints and metrics", trainFlags},

@@ -88,14 +88,33 @@ func buildTrain(cfg graphs.Config) (*graph.Graph, *graphs.Manifest) {
 // buildInference emits the encoder alone with eval-mode BatchNorm and a
 // dynamic batch dimension; it takes the encoder's parameters and running
 // statistics (the manifest's tensors named "encoder.*").
-func buildInference(cfg graphs.Config) *graph.Graph {
-	g := graph.New(cfg.Name() + ".infer")
+func buildInference(cfg graphs.Config) *graph.Graph { return InferenceGraph(cfg, false) }
+
+// ProjectionOutput names the projection z of an inference graph built with
+// the projector.
+const ProjectionOutput = "projection"
+
+// InferenceGraph is the encoder with eval-mode BatchNorm and a dynamic batch:
+// images [batch,3,H,W] to features [batch,d]; with the projector also
+// projection [batch,p]. Its inputs are the images and the tensors it uses,
+// named as in the manifest.
+func InferenceGraph(cfg graphs.Config, withProjector bool) *graph.Graph {
+	cfg = cfg.Defaults()
+	name := cfg.Name() + ".infer"
+	if withProjector {
+		name += "-projector"
+	}
+	g := graph.New(name)
 	size := int64(cfg.ImageSize)
 	images := g.Input(InferenceInput, graph.Float, graph.Shape{graph.Dynamic, 3, size, size})
 	n := newNet(g, cfg, bnEval)
-	g.Output(InferenceOutput, n.encoder(images))
+	h := n.encoder(images)
+	g.Output(InferenceOutput, h)
+	if withProjector {
+		g.Output(ProjectionOutput, n.projector(h))
+	}
 	for _, t := range append(n.params, n.buffers...) {
-		if !strings.HasPrefix(t.Name, "encoder.") {
+		if !withProjector && !strings.HasPrefix(t.Name, "encoder.") {
 			panic(fmt.Sprintf("simclr: inference graph takes non-encoder tensor %s", t.Name))
 		}
 	}

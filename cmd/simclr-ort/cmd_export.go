@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+
+	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/gen/simclr"
+	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
+	"github.com/simclr-ort/simclr-ort/runtime/export"
+	"github.com/simclr-ort/simclr-ort/runtime/optim"
+	"github.com/simclr-ort/simclr-ort/runtime/step"
+	"github.com/spf13/pflag"
+)
+
+type exportOptions struct {
+	checkpoint    string
+	out           string
+	withProjector bool
+	randomInit    bool
+	seed          uint64
+	config        graphs.Config
+}
+
+func exportFlags(fs *pflag.FlagSet) func(context.Context) error {
+	var o exportOptions
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to export (RUNDIR/checkpoint.ckpt)")
+	fs.StringVar(&o.out, "out", "encoder.onnx", "the standalone ONNX file to write")
+	fs.BoolVar(&o.withProjector, "with-projector", false, "also output the projection z")
+	fs.BoolVar(&o.randomInit, "random-init", false, "export freshly initialised weights (a baseline) for the configuration given by the flags below, instead of a checkpoint")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights with --random-init")
+	addConfigFlags(fs, &o.config)
+	return func(ctx context.Context) error { return runExport(ctx, o) }
+}
+
+func runExport(_ context.Context, o exportOptions) error {
+	var ck *checkpoint.Checkpoint
+	switch {
+	case o.randomInit && o.checkpoint != "":
+		return usageError{fmt.Errorf("export: give --checkpoint or --random-init, not both")}
+	case o.randomInit:
+		var err error
+		if ck, err = randomCheckpoint(o.config, o.seed); err != nil {
+			return err
+		}
+	case o.checkpoint != "":
+		var err error
+		if ck, err = checkpoint.Load(o.checkpoint); err != nil {
+			return err
+		}
+	default:
+		return usageError{fmt.Errorf("export: --checkpoint PATH is required (or --random-init for an untrained baseline)")}
+	}
+	model, err := export.Encoder(ck, export.Options{WithProjector: o.withProjector})
+	if err != nil {
+		return err
+	}
+	if err := writeAtomically(o.out, model); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %s encoder at step %d, %d MB, input images [N,3,%d,%d], output features [N,%d]\n",
+		o.out, ck.Config.Name(), ck.Step, len(model)>>20, ck.Config.ImageSize, ck.Config.ImageSize, simclr.FeatureDim(ck.Config.Arch))
+	return nil
+}
+
+// randomCheckpoint initialises a configuration's weights as training would.
+func randomCheckpoint(cfg graphs.Config, seed uint64) (*checkpoint.Checkpoint, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	b, err := gen.Build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(seed, 0x51c1))
+	alloc := func(ts []graphs.Tensor) [][]float32 {
+		out := make([][]float32, len(ts))
+		for i, t := range ts {
+			out[i] = make([]float32, t.Size())
+			step.Fill(out[i], t.Init, r)
+		}
+		return out
+	}
+	return checkpoint.New(b.Manifest, alloc(b.Manifest.Params), alloc(b.Manifest.Buffers), optim.State{})
+}
+
+// writeAtomically writes data to a temporary file beside path and renames it.
+func writeAtomically(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
