@@ -125,6 +125,10 @@ type Options struct {
 	ProfilePrefix string
 	// DisableOptimizations turns graph optimizations off (for debugging).
 	DisableOptimizations bool
+	// NoArena turns ONNX Runtime's CPU memory arena off: intermediate
+	// tensors are then freed back to the system allocator instead of being
+	// pooled for the session's life.
+	NoArena bool
 	// Provider is the execution provider: "" or "cpu", or "cuda". A CUDA
 	// provider that cannot be created is an error; there is no silent
 	// fallback to the CPU.
@@ -175,6 +179,11 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 	if opts.DisableOptimizations {
 		if err := so.SetGraphOptimizationLevel(onnxruntime.GraphOptimizationLevelDisableAll); err != nil {
 			return nil, fmt.Errorf("ort: disable optimizations: %w", err)
+		}
+	}
+	if opts.NoArena {
+		if err := so.SetCpuMemArena(false); err != nil {
+			return nil, fmt.Errorf("ort: disable the CPU memory arena: %w", err)
 		}
 	}
 	switch opts.Provider {

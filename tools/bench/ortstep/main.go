@@ -56,14 +56,15 @@ func main() {
 	asJSON := flag.Bool("json", false, "print one JSON object")
 	profile := flag.String("profile", "", "write ONNX Runtime's profile into this directory and print the top node types")
 	ortLib := flag.String("ort-lib", "", "ONNX Runtime shared library")
+	noArena := flag.Bool("no-arena", false, "turn ONNX Runtime's CPU memory arena off")
 	flag.Parse()
-	if err := run(cfg.Defaults(), *threads, *warmup, *iters, *asJSON, *profile, *ortLib); err != nil {
+	if err := run(cfg.Defaults(), *threads, *warmup, *iters, *asJSON, *profile, *ortLib, *noArena); err != nil {
 		fmt.Fprintln(os.Stderr, "ortstep:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string) error {
+func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string, noArena bool) error {
 	if err := ort.Init(ortLib); err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 	if err != nil {
 		return err
 	}
-	opts := ort.Options{IntraOpThreads: threads}
+	opts := ort.Options{IntraOpThreads: threads, NoArena: noArena}
 	if profile != "" {
 		if err := os.MkdirAll(profile, 0o755); err != nil {
 			return err
