@@ -2,6 +2,7 @@
 //
 // Subcommands:
 //
+//	simclr-ort eval       kNN accuracy of an exported encoder
 //	simclr-ort export     write a checkpoint's encoder as a standalone ONNX file
 //	simclr-ort generate   write the training and inference graphs of a configuration
 //	simclr-ort step       run training steps on random views and report loss and speed
@@ -29,6 +30,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"eval":     {"kNN accuracy of an exported encoder on a labelled dataset", evalFlags},
 	"export":   {"write a checkpoint's encoder as a standalone ONNX file", exportFlags},
 	"generate": {"write the ONNX graphs and manifest of one configuration", generateFlags},
 	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},

@@ -1,0 +1,210 @@
+// Package eval measures an exported encoder: features of a dataset from
+// ONNX Runtime (the training run's test transform, in order, every image),
+// and the kNN protocol on them.
+package eval
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/simclr-ort/simclr-ort/augment"
+	"github.com/simclr-ort/simclr-ort/augment/data"
+	"github.com/simclr-ort/simclr-ort/runtime/export"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
+	"google.golang.org/protobuf/proto"
+)
+
+// Encoder is an exported encoder file and what its metadata says.
+type Encoder struct {
+	Path       string
+	Model      []byte
+	ImageSize  int
+	FeatureDim int
+	Arch       string
+}
+
+// OpenEncoder reads an exported encoder and checks that it is one.
+func OpenEncoder(path string) (*Encoder, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	var m onnx.ModelProto
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("eval: %s is not an ONNX model: %w", path, err)
+	}
+	meta := map[string]string{}
+	for _, p := range m.MetadataProps {
+		meta[p.Key] = p.Value
+	}
+	cfg, dim, err := export.Config(meta)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %s: %w", path, err)
+	}
+	return &Encoder{Path: path, Model: b, ImageSize: cfg.ImageSize, FeatureDim: dim, Arch: cfg.Arch}, nil
+}
+
+// Features runs the encoder over every image of ds in order, with the test
+// transform, batch images at a time; it returns the features [Len x
+// FeatureDim] and the labels. Unreadable images are an error: evaluation
+// must see the whole split.
+func Features(enc *Encoder, ds data.Dataset, batch, threads int) ([]float32, []int, error) {
+	n := ds.Len()
+	if n == 0 {
+		return nil, nil, fmt.Errorf("eval: the dataset is empty")
+	}
+	size, dim := enc.ImageSize, enc.FeatureDim
+	viewLen := 3 * size * size
+	feats := make([]float32, n*dim)
+	labels := make([]int, n)
+	workers := runtime.GOMAXPROCS(0)
+	pipes := make([]*augment.Pipeline, workers)
+	for i := range pipes {
+		p, err := augment.New(augment.Config{Size: size})
+		if err != nil {
+			return nil, nil, fmt.Errorf("eval: %w", err)
+		}
+		pipes[i] = p
+	}
+	sessions := map[int]*ort.Session{}
+	images := map[int][]float32{}
+	outs := map[int][]float32{}
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
+	for start := 0; start < n; start += batch {
+		b := min(batch, n-start)
+		if sessions[b] == nil {
+			images[b], outs[b] = make([]float32, b*viewLen), make([]float32, b*dim)
+			s, err := ort.NewSession(enc.Model, []ort.Binding{{Name: "images", Shape: []int64{int64(b), 3, int64(size), int64(size)}, Data: images[b]}},
+				[]ort.Binding{{Name: "features", Shape: []int64{int64(b), int64(dim)}, Data: outs[b]}}, ort.Options{IntraOpThreads: threads})
+			if err != nil {
+				return nil, nil, fmt.Errorf("eval: %s: %w", enc.Path, err)
+			}
+			sessions[b] = s
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < b; i += workers {
+					img, err := ds.Image(start + i)
+					if err != nil {
+						errs[w] = fmt.Errorf("eval: image %d: %w", start+i, err)
+						return
+					}
+					pipes[w].Eval(images[b][i*viewLen:(i+1)*viewLen], img)
+					labels[start+i] = ds.Label(start + i)
+				}
+			}(w)
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := sessions[b].Run(); err != nil {
+			return nil, nil, fmt.Errorf("eval: %w", err)
+		}
+		copy(feats[start*dim:], outs[b])
+	}
+	return feats, labels, nil
+}
+
+// KNN is the kNN protocol of InstDisc/SimCLR evaluations: cosine similarity
+// to every training feature, the k most similar vote for their class with
+// weight exp(similarity/temperature), the class with the largest vote wins.
+// It returns the top-1 accuracy on the test features.
+func KNN(train []float32, trainLabels []int, test []float32, testLabels []int, dim, k int, temperature float64) float64 {
+	normalise := func(f []float32) []float32 {
+		out := make([]float32, len(f))
+		for i := 0; i < len(f); i += dim {
+			var s float64
+			for _, x := range f[i : i+dim] {
+				s += float64(x) * float64(x)
+			}
+			inv := float32(1 / math.Max(math.Sqrt(s), 1e-12))
+			for j, x := range f[i : i+dim] {
+				out[i+j] = x * inv
+			}
+		}
+		return out
+	}
+	tr, te := normalise(train), normalise(test)
+	classes := 0
+	for _, l := range trainLabels {
+		classes = max(classes, l+1)
+	}
+	nTest := len(te) / dim
+	correct := make([]int, nTest)
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			h := &topK{}
+			votes := make([]float64, classes)
+			for q := w; q < nTest; q += workers {
+				*h = (*h)[:0]
+				query := te[q*dim : (q+1)*dim]
+				for t := 0; t < len(trainLabels); t++ {
+					row := tr[t*dim : (t+1)*dim]
+					var s float32
+					for j, x := range query {
+						s += x * row[j]
+					}
+					if h.Len() < k {
+						heap.Push(h, neighbour{s, trainLabels[t]})
+					} else if s > (*h)[0].sim {
+						(*h)[0] = neighbour{s, trainLabels[t]}
+						heap.Fix(h, 0)
+					}
+				}
+				clear(votes)
+				for _, nb := range *h {
+					votes[nb.label] += math.Exp(float64(nb.sim) / temperature)
+				}
+				best := 0
+				for c := range votes {
+					if votes[c] > votes[best] {
+						best = c
+					}
+				}
+				if best == testLabels[q] {
+					correct[q] = 1
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	total := 0
+	for _, c := range correct {
+		total += c
+	}
+	return float64(total) / float64(nTest)
+}
+
+type neighbour struct {
+	sim   float32
+	label int
+}
+
+// topK is a min-heap of the k most similar neighbours.
+type topK []neighbour
+
+func (h topK) Len() int           { return len(h) }
+func (h topK) Less(i, j int) bool { return h[i].sim < h[j].sim }
+func (h topK) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *topK) Push(x any)        { *h = append(*h, x.(neighbour)) }
+func (h *topK) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
