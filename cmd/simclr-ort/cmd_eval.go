@@ -31,7 +31,7 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	var o evalOptions
 	fs.StringVar(&o.encoder, "encoder", "", "exported encoder (simclr-ort export)")
 	fs.StringVar(&o.data, "data", "", "labelled dataset with train and test splits, e.g. fmnist:/usr/share/datasets/fashion-mnist")
-	fs.StringVar(&o.protocol, "protocol", "knn", "evaluation protocol: knn")
+	fs.StringVar(&o.protocol, "protocol", "knn", "evaluation protocol: knn (cosine kNN, weighted votes) or linear (logistic regression on standardised frozen features)")
 	fs.IntVar(&o.k, "k", 200, "neighbours that vote (knn)")
 	fs.Float64Var(&o.temperature, "temperature", 0.1, "vote weight exp(similarity/temperature) (knn)")
 	fs.IntVar(&o.trainLimit, "train-limit", 0, "use only the first N training images (0: all)")
@@ -62,8 +62,8 @@ func runEval(_ context.Context, o evalOptions) error {
 	if o.encoder == "" || o.data == "" {
 		return usageError{fmt.Errorf("eval: --encoder and --data are required")}
 	}
-	if o.protocol != "knn" {
-		return usageError{fmt.Errorf("eval: unknown protocol %q; this version evaluates with knn", o.protocol)}
+	if o.protocol != "knn" && o.protocol != "linear" {
+		return usageError{fmt.Errorf("eval: unknown protocol %q; use knn or linear", o.protocol)}
 	}
 	if err := ort.Init(o.ortLib); err != nil {
 		return err
@@ -90,13 +90,25 @@ func runEval(_ context.Context, o evalOptions) error {
 	if err != nil {
 		return err
 	}
-	acc := eval.KNN(trainF, trainL, testF, testL, enc.FeatureDim, o.k, o.temperature)
-	result := map[string]any{"encoder": o.encoder, "arch": enc.Arch, "protocol": "knn", "k": o.k, "temperature": o.temperature,
-		"train_images": train.Len(), "test_images": test.Len(), "top1": acc, "seconds": time.Since(start).Seconds()}
+	result := map[string]any{"encoder": o.encoder, "arch": enc.Arch, "protocol": o.protocol,
+		"train_images": train.Len(), "test_images": test.Len()}
+	var acc float64
+	var what string
+	if o.protocol == "knn" {
+		acc = eval.KNN(trainF, trainL, testF, testL, enc.FeatureDim, o.k, o.temperature)
+		result["k"], result["temperature"] = o.k, o.temperature
+		what = fmt.Sprintf("kNN (k=%d, temperature %g)", o.k, o.temperature)
+	} else {
+		if acc, err = eval.Linear(trainF, trainL, testF, testL, enc.FeatureDim, eval.LinearOptions{}); err != nil {
+			return err
+		}
+		what = "linear probe"
+	}
+	result["top1"], result["seconds"] = acc, time.Since(start).Seconds()
 	if o.asJSON {
 		return json.NewEncoder(os.Stdout).Encode(result)
 	}
-	fmt.Printf("%s (%s): kNN (k=%d, temperature %g) top-1 %.2f%% on %d test images against %d training images (%.1f s)\n",
-		o.encoder, enc.Arch, o.k, o.temperature, 100*acc, test.Len(), train.Len(), time.Since(start).Seconds())
+	fmt.Printf("%s (%s): %s top-1 %.2f%% on %d test images, trained on %d (%.1f s)\n",
+		o.encoder, enc.Arch, what, 100*acc, test.Len(), train.Len(), time.Since(start).Seconds())
 	return nil
 }

@@ -2,7 +2,8 @@
 //
 // Subcommands:
 //
-//	simclr-ort eval       kNN accuracy of an exported encoder
+//	simclr-ort embed      features of a dataset as .npy
+//	simclr-ort eval       kNN or linear-probe accuracy of an exported encoder
 //	simclr-ort export     write a checkpoint's encoder as a standalone ONNX file
 //	simclr-ort generate   write the training and inference graphs of a configuration
 //	simclr-ort step       run training steps on random views and report loss and speed
@@ -30,7 +31,8 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"eval":     {"kNN accuracy of an exported encoder on a labelled dataset", evalFlags},
+	"embed":    {"write an exported encoder's features of a dataset as .npy files", embedFlags},
+	"eval":     {"kNN or linear-probe accuracy of an exported encoder on a labelled dataset", evalFlags},
 	"export":   {"write a checkpoint's encoder as a standalone ONNX file", exportFlags},
 	"generate": {"write the ONNX graphs and manifest of one configuration", generateFlags},
 	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/simclr-ort/simclr-ort/augment/data"
+	"github.com/simclr-ort/simclr-ort/internal/npy"
+	"github.com/simclr-ort/simclr-ort/runtime/eval"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
+	"github.com/spf13/pflag"
+)
+
+type embedOptions struct {
+	encoder, data, split, out, ortLib string
+	limit, batch, threads             int
+}
+
+func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
+	var o embedOptions
+	fs.StringVar(&o.encoder, "encoder", "", "exported encoder (simclr-ort export)")
+	fs.StringVar(&o.data, "data", "", "dataset, e.g. fmnist:/usr/share/datasets/fashion-mnist or folder:DIR")
+	fs.StringVar(&o.split, "split", "train", "train or test")
+	fs.StringVar(&o.out, "out", "features.npy", "features as a float32 [N,d] .npy file; labels go to the same name with .labels.npy (int64 [N])")
+	fs.IntVar(&o.limit, "limit", 0, "only the first N images (0: all)")
+	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
+	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
+	return func(ctx context.Context) error { return runEmbed(ctx, o) }
+}
+
+func runEmbed(_ context.Context, o embedOptions) error {
+	if o.encoder == "" || o.data == "" {
+		return usageError{fmt.Errorf("embed: --encoder and --data are required")}
+	}
+	if err := ort.Init(o.ortLib); err != nil {
+		return err
+	}
+	enc, err := eval.OpenEncoder(o.encoder)
+	if err != nil {
+		return err
+	}
+	ds, err := data.Open(o.data, o.split)
+	if err != nil {
+		return fmt.Errorf("embed: %w", err)
+	}
+	ds = limit(ds, o.limit)
+	feats, labels, err := eval.Features(enc, ds, o.batch, o.threads)
+	if err != nil {
+		return err
+	}
+	n := int64(ds.Len())
+	if err := npy.SaveFloat32(o.out, []int64{n, int64(enc.FeatureDim)}, feats); err != nil {
+		return err
+	}
+	labelPath := strings.TrimSuffix(o.out, ".npy") + ".labels.npy"
+	f, err := os.Create(labelPath)
+	if err != nil {
+		return fmt.Errorf("embed: %w", err)
+	}
+	l64 := make([]int64, len(labels))
+	for i, l := range labels {
+		l64[i] = int64(l)
+	}
+	if err := npy.WriteInt64(f, []int64{n}, l64); err != nil {
+		f.Close()
+		return fmt.Errorf("embed: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("embed: %w", err)
+	}
+	fmt.Printf("wrote %s [%d,%d] and %s\n", o.out, n, enc.FeatureDim, labelPath)
+	return nil
+}
