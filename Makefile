@@ -8,7 +8,7 @@ PYTHON ?= /usr/bin/python3
 help:
 	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
 	@echo "make setup         fetch Go modules and the ONNX Runtime library into .cache/onnxruntime"
-	@echo "make demo          check one training step against PyTorch, then train briefly on Fashion-MNIST"
+	@echo "make demo          check a step against PyTorch, train briefly on Fashion-MNIST, export, kNN against random init"
 	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
 	@echo "make parity        one full training step per model against PyTorch"
 	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
@@ -29,9 +29,16 @@ generate:
 
 demo: setup
 	$(GO) run ./tools/parity -cases resnet18-cifar-32px-n4-p64-t0.5
-	rm -rf out/demo
-	$(GO) run ./cmd/simclr-ort train --data fmnist:/usr/share/datasets/fashion-mnist \
-		--arch resnet18 --image-size 28 --batch-size 64 --steps 40 --log-every 10 --out out/demo
+	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
+	rm -rf out/demo && mkdir -p out
+	bin/simclr-ort train --data fmnist:/usr/share/datasets/fashion-mnist \
+		--arch resnet18 --image-size 28 --batch-size 64 --steps 60 --log-every 10 --out out/demo
+	bin/simclr-ort export --checkpoint out/demo/checkpoint.ckpt --out out/demo/encoder.onnx
+	bin/simclr-ort export --random-init --arch resnet18 --image-size 28 --out out/demo/random.onnx
+	bin/simclr-ort eval --encoder out/demo/random.onnx --data fmnist:/usr/share/datasets/fashion-mnist \
+		--protocol knn --train-limit 5000 --test-limit 1000
+	bin/simclr-ort eval --encoder out/demo/encoder.onnx --data fmnist:/usr/share/datasets/fashion-mnist \
+		--protocol knn --train-limit 5000 --test-limit 1000
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
