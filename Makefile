@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PYTHON ?= /usr/bin/python3
 
-.PHONY: help setup-system setup demo generate test vet parity bench
+.PHONY: help setup-system setup demo generate test vet parity export-check bench
 
 help:
 	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
@@ -11,6 +11,7 @@ help:
 	@echo "make demo          check a step against PyTorch, train briefly on Fashion-MNIST, export, kNN against random init"
 	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
 	@echo "make parity        one full training step per model against PyTorch"
+	@echo "make export-check  an exported encoder's features against torchvision's ResNet with its weights"
 	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
 	@echo "make generate      regenerate graphs/ (go generate ./gen)"
 
@@ -48,6 +49,12 @@ vet:
 test: vet
 	$(GO) test ./...
 	$(MAKE) parity
+	$(MAKE) export-check
+
+export-check:
+	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
+	$(PYTHON) tools/export/compare_torch.py --simclr-ort bin/simclr-ort --arch resnet18 --stem imagenet --image-size 28
+	$(PYTHON) tools/export/compare_torch.py --simclr-ort bin/simclr-ort --arch resnet50 --stem cifar --image-size 16
 
 parity:
 	$(GO) run ./tools/parity -python $(PYTHON)
