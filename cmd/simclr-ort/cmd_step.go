@@ -21,6 +21,8 @@ type stepOptions struct {
 	threads int
 	seed    uint64
 	ortLib  string
+	ep      string
+	device  int
 }
 
 func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -29,6 +31,8 @@ func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.steps, "steps", 3, "training-graph runs to time (parameters are not updated)")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights and the random views")
+	fs.StringVar(&o.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
+	fs.IntVar(&o.device, "device-id", 0, "GPU for --ep cuda")
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	return func(ctx context.Context) error { return runStep(ctx, o) }
 }
@@ -57,7 +61,7 @@ func runStep(ctx context.Context, o stepOptions) error {
 		m, train, source = b.Manifest, b.Train, "generated now"
 	}
 	fmt.Printf("%s: %d parameters in %d tensors, graph %s, ONNX Runtime %s\n", cfg.Name(), countParams(m), len(m.Params), source, ort.Version())
-	md, err := step.New(m, train, ort.Options{IntraOpThreads: o.threads})
+	md, err := step.New(m, train, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device})
 	if err != nil {
 		return err
 	}
