@@ -77,15 +77,8 @@ func randomCheckpoint(cfg graphs.Config, seed uint64) (*checkpoint.Checkpoint, e
 		return nil, err
 	}
 	r := rand.New(rand.NewPCG(seed, 0x51c1))
-	alloc := func(ts []graphs.Tensor) [][]float32 {
-		out := make([][]float32, len(ts))
-		for i, t := range ts {
-			out[i] = make([]float32, t.Size())
-			step.Fill(out[i], t.Init, r)
-		}
-		return out
-	}
-	return checkpoint.New(b.Manifest, alloc(b.Manifest.Params), alloc(b.Manifest.Buffers), optim.State{})
+	m := b.Manifest
+	return checkpoint.New(m, step.NewTensors(m.Params, r), step.NewTensors(m.Buffers, r), optim.State{})
 }
 
 // writeAtomically writes data to a temporary file beside path and renames it.

@@ -70,15 +70,7 @@ func TestFeaturesOfAnExportedEncoder(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 1))
-	fill := func(ts []graphs.Tensor) [][]float32 {
-		out := make([][]float32, len(ts))
-		for i, tt := range ts {
-			out[i] = make([]float32, tt.Size())
-			step.Fill(out[i], tt.Init, r)
-		}
-		return out
-	}
-	ck, err := checkpoint.New(b.Manifest, fill(b.Manifest.Params), fill(b.Manifest.Buffers), optim.State{})
+	ck, err := checkpoint.New(b.Manifest, step.NewTensors(b.Manifest.Params, r), step.NewTensors(b.Manifest.Buffers, r), optim.State{})
 	if err != nil {
 		t.Fatal(err)
 	}

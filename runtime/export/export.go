@@ -7,8 +7,9 @@ package export
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -121,14 +122,7 @@ func initializer(t checkpoint.Tensor) *onnx.TensorProto {
 	return &onnx.TensorProto{Name: t.Name, Dims: append([]int64(nil), t.Shape...), DataType: int32(onnx.TensorProto_FLOAT), RawData: raw}
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Config is the configuration recorded in an exported file's metadata; it is
 // what evaluation checks data against.

@@ -29,15 +29,9 @@ func randomCheckpoint(t *testing.T, cfg graphs.Config) (*checkpoint.Checkpoint, 
 	}
 	m := b.Manifest
 	r := rand.New(rand.NewPCG(5, 6))
-	params := make([][]float32, len(m.Params))
-	for i, p := range m.Params {
-		params[i] = make([]float32, p.Size())
-		step.Fill(params[i], p.Init, r)
-	}
-	buffers := make([][]float32, len(m.Buffers))
-	for i, p := range m.Buffers {
-		buffers[i] = make([]float32, p.Size())
-		step.Fill(buffers[i], p.Init, r)
+	params := step.NewTensors(m.Params, r)
+	buffers := step.NewTensors(m.Buffers, r)
+	for i := range buffers {
 		for j := range buffers[i] {
 			buffers[i][j] += 0.2 * r.Float32()
 		}

@@ -73,6 +73,17 @@ func (md *Model) Initialize(r *rand.Rand) {
 	}
 }
 
+// NewTensors allocates the tensors ts and draws each from its initialiser,
+// for a fresh model outside a session (a random-init baseline, tests).
+func NewTensors(ts []graphs.Tensor, r *rand.Rand) [][]float32 {
+	out := make([][]float32, len(ts))
+	for i, t := range ts {
+		out[i] = make([]float32, t.Size())
+		Fill(out[i], t.Init, r)
+	}
+	return out
+}
+
 // Fill draws dst from the initialiser.
 func Fill(dst []float32, init graphs.Init, r *rand.Rand) {
 	switch init.Dist {
