@@ -11,7 +11,7 @@ help:
 	@echo "make demo          check a step against PyTorch, train briefly on Fashion-MNIST, export, kNN against random init"
 	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
 	@echo "make parity        one full training step per model against PyTorch"
-	@echo "make export-check  an exported encoder's features against torchvision's ResNet with its weights"
+	@echo "make export-check  exported encoders against torchvision's ResNet (PyTorch) and onnx-go (pure Go)"
 	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
 	@echo "make generate      regenerate graphs/ (go generate ./gen)"
 
@@ -55,6 +55,9 @@ export-check:
 	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
 	$(PYTHON) tools/export/compare_torch.py --simclr-ort bin/simclr-ort --arch resnet18 --stem imagenet --image-size 28
 	$(PYTHON) tools/export/compare_torch.py --simclr-ort bin/simclr-ort --arch resnet50 --stem cifar --image-size 16
+	bin/simclr-ort export --random-init --arch resnet18 --image-size 28 --out bin/random-resnet18.onnx
+	bin/simclr-ort export --random-init --arch resnet50 --stem cifar --image-size 16 --out bin/random-resnet50.onnx
+	cd tools/purego && $(GO) run . ../../bin/random-resnet18.onnx ../../bin/random-resnet50.onnx
 
 parity:
 	$(GO) run ./tools/parity -python $(PYTHON)
