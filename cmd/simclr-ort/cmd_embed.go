@@ -16,6 +16,7 @@ import (
 type embedOptions struct {
 	encoder, data, split, out, ortLib string
 	limit, batch, threads             int
+	resize                            bool
 }
 
 func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -28,6 +29,7 @@ func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
+	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	return func(ctx context.Context) error { return runEmbed(ctx, o) }
 }
 
@@ -47,6 +49,9 @@ func runEmbed(_ context.Context, o embedOptions) error {
 		return fmt.Errorf("embed: %w", err)
 	}
 	ds = limit(ds, o.limit)
+	if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
+		return err
+	}
 	feats, labels, err := eval.Features(enc, ds, o.batch, o.threads)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ type evalOptions struct {
 	batch       int
 	threads     int
 	asJSON      bool
+	resize      bool
 	ortLib      string
 }
 
@@ -39,6 +40,7 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
+	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
 	return func(ctx context.Context) error { return runEval(ctx, o) }
 }
@@ -81,6 +83,11 @@ func runEval(_ context.Context, o evalOptions) error {
 		return fmt.Errorf("eval: %w; evaluation needs a labelled test split", err)
 	}
 	train, test = limit(train, o.trainLimit), limit(test, o.testLimit)
+	for _, ds := range []data.Dataset{train, test} {
+		if err := eval.CheckDataset(enc, ds, o.resize, true); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	trainF, trainL, err := eval.Features(enc, train, o.batch, o.threads)
 	if err != nil {

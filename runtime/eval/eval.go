@@ -208,3 +208,26 @@ func (h topK) Less(i, j int) bool { return h[i].sim < h[j].sim }
 func (h topK) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *topK) Push(x any)        { *h = append(*h, x.(neighbour)) }
 func (h *topK) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
+
+// CheckDataset says what is wrong with evaluating enc on ds: images of
+// another size than the encoder was trained on (unless resizing is allowed:
+// the test transform then rescales them), or, when labels are needed, a
+// dataset with fewer than two classes.
+func CheckDataset(enc *Encoder, ds data.Dataset, allowResize, needLabels bool) error {
+	if ds.Len() == 0 {
+		return fmt.Errorf("eval: the dataset is empty")
+	}
+	img, err := ds.Image(0)
+	if err != nil {
+		return fmt.Errorf("eval: read the first image: %w", err)
+	}
+	b := img.Bounds()
+	if !allowResize && (b.Dx() != enc.ImageSize || b.Dy() != enc.ImageSize) {
+		return fmt.Errorf("eval: %s was trained on %dx%d images but this dataset's are %dx%d; use a dataset of that size, or pass --resize to rescale them with the test transform (shorter side to %d, centre crop)",
+			enc.Path, enc.ImageSize, enc.ImageSize, b.Dx(), b.Dy(), enc.ImageSize)
+	}
+	if needLabels && len(ds.ClassNames()) < 2 {
+		return fmt.Errorf("eval: the dataset has %d class(es), so there are no labels to evaluate against; use a labelled dataset (class folders, or idx/CIFAR files with labels)", len(ds.ClassNames()))
+	}
+	return nil
+}

@@ -115,3 +115,37 @@ func TestNonEncoderIsRejected(t *testing.T) {
 		t.Fatalf("want a not-ONNX error, got %v", err)
 	}
 }
+
+func TestCheckDataset(t *testing.T) {
+	enc := &eval.Encoder{Path: "enc.onnx", ImageSize: 12, FeatureDim: 512}
+	for _, tc := range []struct {
+		name           string
+		ds             fakeDataset
+		resize, labels bool
+		want           string
+	}{
+		{"size mismatch", fakeDataset{4}, false, false, "trained on 12x12 images but this dataset's are 10x10"},
+		{"size mismatch resized", fakeDataset{4}, true, true, ""},
+		{"empty", fakeDataset{0}, true, false, "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := eval.CheckDataset(enc, tc.ds, tc.resize, tc.labels)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+	if err := eval.CheckDataset(enc, oneClass{fakeDataset{3}}, true, true); err == nil || !strings.Contains(err.Error(), "no labels") {
+		t.Fatalf("want a missing-labels error, got %v", err)
+	}
+}
+
+type oneClass struct{ fakeDataset }
+
+func (oneClass) ClassNames() []string { return []string{"all"} }
