@@ -26,7 +26,7 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.Steps, "steps", 0, "steps to train in all (overrides --epochs)")
 	fs.StringVar(&o.Optimizer, "optimizer", "lars", "lars or adam")
 	fs.Float64Var(&o.BaseLR, "lr", 0, "base learning rate (0: 0.3 for LARS, scaled by --lr-scaling; 3e-4 for Adam)")
-	fs.StringVar(&o.LRScaling, "lr-scaling", "linear", "LARS learning rate: linear (lr·batch/256) or sqrt (lr·√batch)")
+	fs.StringVar(&o.LRScaling, "lr-scaling", "linear", "LARS learning rate: linear (lr·batch/256), sqrt (lr·√batch) or none (lr)")
 	fs.Float64Var(&o.WarmupEpochs, "warmup-epochs", 0, "epochs of linear warm-up before the cosine decay")
 	fs.Float64Var(&o.WeightDecay, "weight-decay", 0, "weight decay (0: 1e-6 for LARS, none for Adam)")
 	fs.Float64Var(&o.Augment.JitterStrength, "jitter-strength", 1, "colour jitter strength s in ColorJitter(0.8s, 0.8s, 0.8s, 0.2s)")

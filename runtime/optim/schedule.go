@@ -13,26 +13,32 @@ const (
 	Linear Scaling = iota
 	// Sqrt scaling: lr = base * sqrt(batch).
 	Sqrt
+	// None: lr = base whatever the batch (the reference's Adam).
+	None
 )
 
-// ParseScaling parses "linear" or "sqrt".
+// ParseScaling parses "linear", "sqrt" or "none".
 func ParseScaling(s string) (Scaling, error) {
 	switch s {
 	case "linear":
 		return Linear, nil
 	case "sqrt":
 		return Sqrt, nil
+	case "none":
+		return None, nil
 	}
-	return 0, fmt.Errorf("optim: unknown learning-rate scaling %q: use linear or sqrt", s)
+	return 0, fmt.Errorf("optim: unknown learning-rate scaling %q: use linear or sqrt (or none for an unscaled rate)", s)
 }
 
-// String returns "linear" or "sqrt".
+// String returns "linear", "sqrt" or "none".
 func (s Scaling) String() string {
 	switch s {
 	case Linear:
 		return "linear"
 	case Sqrt:
 		return "sqrt"
+	case None:
+		return "none"
 	}
 	return fmt.Sprintf("Scaling(%d)", int(s))
 }
@@ -45,6 +51,8 @@ func (s Scaling) Scale(base float64, batch int) float64 {
 		return base * float64(batch) / 256
 	case Sqrt:
 		return base * math.Sqrt(float64(batch))
+	case None:
+		return base
 	}
 	panic(fmt.Sprintf("optim: Scaling.Scale: unknown scaling %d", int(s)))
 }
@@ -77,7 +85,7 @@ func NewSchedule(base float64, batch int, scaling Scaling, warmupSteps, totalSte
 		return Schedule{}, fmt.Errorf("optim: learning rate %g is not a positive number: pass a positive base learning rate", base)
 	case batch <= 0:
 		return Schedule{}, fmt.Errorf("optim: batch size %d is not positive: pass a positive batch size", batch)
-	case scaling != Linear && scaling != Sqrt:
+	case scaling != Linear && scaling != Sqrt && scaling != None:
 		return Schedule{}, fmt.Errorf("optim: unknown learning-rate scaling %d: use linear or sqrt", int(scaling))
 	case totalSteps <= 0:
 		return Schedule{}, fmt.Errorf("optim: %d total steps: the run must have at least one step", totalSteps)

@@ -19,6 +19,7 @@ func TestScaling(t *testing.T) {
 		{Sqrt, 0.075, 4096, 4.8},
 		{Sqrt, 0.075, 256, 1.2},
 		{Sqrt, 1, 2, math.Sqrt2},
+		{None, 3e-4, 128, 3e-4},
 	}
 	for _, tc := range tests {
 		if got := tc.scaling.Scale(tc.base, tc.batch); !closeTo(got, tc.want, 1e-15, 0) {
@@ -28,7 +29,7 @@ func TestScaling(t *testing.T) {
 }
 
 func TestParseScaling(t *testing.T) {
-	for _, s := range []string{"linear", "sqrt"} {
+	for _, s := range []string{"linear", "sqrt", "none"} {
 		got, err := ParseScaling(s)
 		if err != nil || got.String() != s {
 			t.Errorf("ParseScaling(%q) = %v, %v", s, got, err)
@@ -95,5 +96,15 @@ func TestNewScheduleErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error = %v, want one containing %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+func TestScheduleWithoutScaling(t *testing.T) {
+	s, err := NewSchedule(3e-4, 128, None, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Peak != 3e-4 || s.LR(0) != 3e-4 {
+		t.Errorf("unscaled schedule: peak %g, lr(0) %g, want 3e-4", s.Peak, s.LR(0))
 	}
 }

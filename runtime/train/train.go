@@ -342,7 +342,7 @@ func schedule(o Options, batch, perEpoch, total int) (optim.Schedule, error) {
 			base = optim.DefaultAdamLR
 		}
 		// The reference's Adam learning rate is not scaled by the batch.
-		return optim.NewSchedule(base*256/float64(batch), batch, optim.Linear, warmup, total)
+		scaling = optim.None
 	default:
 		return optim.Schedule{}, fmt.Errorf("train: unknown optimizer %q (use lars or adam)", o.Optimizer)
 	}
