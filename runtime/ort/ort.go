@@ -135,6 +135,8 @@ type Options struct {
 	Provider string
 	// DeviceID is the GPU for the CUDA provider.
 	DeviceID int
+	// CUDA tunes the CUDA provider.
+	CUDA CUDAOptions
 }
 
 // GetCUDAHelp says what the CUDA provider needs; CUDA errors end with it.
@@ -189,7 +191,7 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 	switch opts.Provider {
 	case "", "cpu":
 	case "cuda":
-		if err := appendCUDA(so, opts.DeviceID); err != nil {
+		if err := appendCUDA(so, opts.DeviceID, opts.CUDA); err != nil {
 			return nil, err
 		}
 	default:
@@ -228,6 +230,9 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 	}
 	s.session, err = onnxruntime.NewAdvancedSessionWithONNXData(model, inNames, outNames, inValues, outValues, so)
 	if err != nil {
+		if opts.Provider == "cuda" {
+			return nil, fmt.Errorf("ort: create session on CUDA device %d: %w; %s", opts.DeviceID, err, cudaHint(err))
+		}
 		return nil, fmt.Errorf("ort: create session: %w", err)
 	}
 	return s, nil
@@ -258,19 +263,4 @@ func (s *Session) Close() error {
 	runtime.KeepAlive(s.buffers)
 	s.buffers = nil
 	return errors.Join(errs...)
-}
-
-func appendCUDA(so *onnxruntime.SessionOptions, device int) error {
-	cuda, err := onnxruntime.NewCUDAProviderOptions()
-	if err != nil {
-		return fmt.Errorf("ort: CUDA provider options: %w; %s", err, GetCUDAHelp)
-	}
-	defer cuda.Destroy()
-	if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(device)}); err != nil {
-		return fmt.Errorf("ort: CUDA provider on device %d: %w; %s", device, err, GetCUDAHelp)
-	}
-	if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
-		return fmt.Errorf("ort: create the CUDA execution provider on device %d: %w; %s", device, err, GetCUDAHelp)
-	}
-	return nil
 }
