@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 )
@@ -49,7 +50,58 @@ func (g *Graph) Gradients(loss *Value, wrt []*Value) []*Value {
 	if loss.shape.Size() != 1 {
 		panic(fmt.Sprintf("graph: Gradients needs a one-element loss, got %s of shape %v", loss.name, loss.shape))
 	}
-	// Forward pass: which values depend on some value of wrt.
+	requires := g.dependents(wrt)
+	if !requires[loss] {
+		panic(fmt.Sprintf("graph: loss %s does not depend on any value asked for", loss.name))
+	}
+	seed := make([]float32, loss.shape.Size())
+	for i := range seed {
+		seed[i] = 1
+	}
+	return g.backprop(requires, map[*Value][]*Value{loss: {g.ConstFloat(loss.shape, seed)}}, wrt, "loss "+loss.name)
+}
+
+// GradientsFrom builds the vector-Jacobian product of the values ys with
+// given upstream gradients dys (dys[i] = ∂L/∂ys[i] for some scalar L built
+// elsewhere, e.g. a graph input fed at run time): the gradient of
+// L = Σᵢ ⟨dysᵢ, ysᵢ⟩ with respect to each value of wrt. Each dys[i] must
+// have the shape and type of ys[i]; a y that is an ancestor of another y
+// gets its own seed plus what flows back from the other. It shares the
+// driver of Gradients, so Gradients(loss, wrt) is GradientsFrom with a seed
+// of ones, and it panics on the same mistakes.
+func (g *Graph) GradientsFrom(ys, dys, wrt []*Value) []*Value {
+	g.check(ys...)
+	g.check(dys...)
+	g.check(wrt...)
+	if len(ys) == 0 || len(ys) != len(dys) {
+		panic(fmt.Sprintf("graph: GradientsFrom needs one upstream gradient per value, got %d values and %d gradients", len(ys), len(dys)))
+	}
+	requires := g.dependents(wrt)
+	seeds := map[*Value][]*Value{}
+	var names []string
+	anyRequired := false
+	for i, y := range ys {
+		dy := dys[i]
+		if !dy.shape.Equal(y.shape) || dy.dtype != y.dtype {
+			panic(fmt.Sprintf("graph: GradientsFrom: upstream gradient %s %v %v does not match %s %v %v",
+				dy.name, dy.dtype, dy.shape, y.name, y.dtype, y.shape))
+		}
+		if requires[dy] {
+			panic(fmt.Sprintf("graph: GradientsFrom: upstream gradient %s depends on a value asked for; it must be a constant of the differentiation", dy.name))
+		}
+		seeds[y] = append(seeds[y], dy)
+		names = append(names, y.name)
+		anyRequired = anyRequired || requires[y]
+	}
+	if !anyRequired {
+		panic(fmt.Sprintf("graph: none of %v depends on any value asked for", names))
+	}
+	return g.backprop(requires, seeds, wrt, strings.Join(names, ", "))
+}
+
+// dependents returns the values that depend on some value of wrt through
+// float nodes, not counting paths through StopGradient values.
+func (g *Graph) dependents(wrt []*Value) map[*Value]bool {
 	requires := map[*Value]bool{}
 	for _, w := range wrt {
 		requires[w] = true
@@ -66,18 +118,20 @@ func (g *Graph) Gradients(loss *Value, wrt []*Value) []*Value {
 			}
 		}
 	}
-	if !requires[loss] {
-		panic(fmt.Sprintf("graph: loss %s does not depend on any value asked for", loss.name))
-	}
+	return requires
+}
 
+// backprop is the reverse-mode driver: starting from the seed gradients, it
+// walks the nodes backwards, calls each rule, checks what it returns and
+// sums the contributions of values with several consumers. what names the
+// differentiated values in panics.
+func (g *Graph) backprop(requires map[*Value]bool, seeds map[*Value][]*Value, wrt []*Value, what string) []*Value {
 	g.requires = requires
 	defer func() { g.requires = nil }()
 	contributions := map[*Value][]*Value{}
-	seed := make([]float32, loss.shape.Size())
-	for i := range seed {
-		seed[i] = 1
+	for v, ds := range seeds {
+		contributions[v] = append([]*Value(nil), ds...)
 	}
-	contributions[loss] = []*Value{g.ConstFloat(loss.shape, seed)}
 
 	g.PushScope("grad")
 	defer g.PopScope()
@@ -131,7 +185,7 @@ func (g *Graph) Gradients(loss *Value, wrt []*Value) []*Value {
 	for i, w := range wrt {
 		cs := contributions[w]
 		if len(cs) == 0 {
-			panic(fmt.Sprintf("graph: loss %s does not depend on %s", loss.name, w.name))
+			panic(fmt.Sprintf("graph: %s does not depend on %s", what, w.name))
 		}
 		grads[i] = g.sumContributions(cs)
 	}
