@@ -48,7 +48,24 @@ type Config struct {
 	// "primitive" (ReduceMean, Sub, Mul, Sqrt, Reciprocal) for execution
 	// providers that refuse training-mode BatchNormalization.
 	BNLowering string `json:"bn_lowering"`
+	// Shards lays one process's batch out as Shards data-parallel ranks
+	// would hold it, so that one process computes exactly what Shards ranks
+	// with Pairs/Shards pairs each compute together (Distributed). The 2N
+	// views are Shards consecutive blocks of 2n rows, n = N/Shards ("rank
+	// major"): block s holds view 1 of its n images, then view 2 of them.
+	// BatchNorm normalises each block (each of its BNGroups groups) apart;
+	// the running statistics are updated, once per group, with the mean over
+	// blocks of that group's batch statistics (the ranks' new running
+	// statistics averaged); NT-Xent's positives stay within a block (view i
+	// and view i±n of it) and every other view of the batch is a negative.
+	// 0 and 1 both mean one block, the ordinary layout; Defaults stores one
+	// block as 0 so that names, manifests and checkpoints stay as they were.
+	Shards int `json:"shards,omitempty"`
 }
+
+// ShardCount is the number of blocks the batch is laid out in (Shards, at
+// least 1).
+func (c Config) ShardCount() int { return max(c.Shards, 1) }
 
 // Defaults fills zero fields with the reference's settings: batch 128,
 // projection 64, temperature 0.5, one BatchNorm group, ONNX BatchNorm.
@@ -76,6 +93,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.BNLowering == "" {
 		c.BNLowering = "onnx"
+	}
+	if c.Shards == 1 {
+		c.Shards = 0
 	}
 	return c
 }
@@ -111,6 +131,11 @@ func (c Config) Validate() error {
 	if c.BNLowering != "onnx" && c.BNLowering != "primitive" {
 		errs = append(errs, fmt.Sprintf("bn_lowering %q must be onnx or primitive", c.BNLowering))
 	}
+	if c.Shards < 0 {
+		errs = append(errs, fmt.Sprintf("shards %d must be positive", c.Shards))
+	} else if c.Pairs%c.ShardCount() != 0 {
+		errs = append(errs, fmt.Sprintf("%d pairs do not split into %d equal shards (use a multiple of %d)", c.Pairs, c.ShardCount(), c.ShardCount()))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("graphs: invalid configuration: %s", strings.Join(errs, "; "))
 	}
@@ -126,6 +151,9 @@ func (c Config) Name() string {
 	}
 	if c.BNLowering != "onnx" {
 		name += "-bn" + c.BNLowering
+	}
+	if c.ShardCount() > 1 {
+		name += fmt.Sprintf("-shards%d", c.ShardCount())
 	}
 	return name
 }
@@ -179,7 +207,8 @@ type Manifest struct {
 	TrainSHA256     string `json:"train_sha256"`
 	InferenceSHA256 string `json:"inference_sha256"`
 	// Input is the training graph's batch input, [2N,3,H,W]: view 1 of image
-	// i at row i, view 2 at row i+N.
+	// i at row i, view 2 at row i+N; with Config.Shards > 1, rank-major
+	// blocks of 2n rows, n = N/Shards, each laid out so.
 	Input string `json:"input"`
 	// InferenceInput and InferenceOutput name the inference graph's image
 	// input [batch,3,H,W] and feature output [batch,FeatureDim].
@@ -201,11 +230,30 @@ type Manifest struct {
 // manifests with the same Identity take the same checkpoints.
 func (m *Manifest) Identity() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%+v|", m.Config)
+	fmt.Fprintf(h, "%+v|", identityConfig(m.Config))
 	for _, t := range append(append([]Tensor(nil), m.Params...), m.Buffers...) {
 		fmt.Fprintf(h, "%s%v%s|", t.Name, t.Shape, t.Role)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// identityConfig is what Identity hashes of a configuration: the Config
+// itself, except that one shard is printed as before Shards existed, so the
+// identities (and checkpoints) of earlier configurations stay valid.
+func identityConfig(c Config) any {
+	if c.Shards != 0 {
+		return c
+	}
+	return struct {
+		Arch          string
+		Stem          string
+		ImageSize     int
+		Pairs         int
+		ProjectionDim int
+		Temperature   float64
+		BNGroups      int
+		BNLowering    string
+	}{c.Arch, c.Stem, c.ImageSize, c.Pairs, c.ProjectionDim, c.Temperature, c.BNGroups, c.BNLowering}
 }
 
 // Encode writes the manifest as indented JSON.
@@ -273,4 +321,133 @@ func Names() []string {
 	}
 	sort.Strings(entries)
 	return entries
+}
+
+// Reductions across ranks named in a Distributed manifest.
+const (
+	// ReduceSum: all-reduce with sum, no scaling.
+	ReduceSum = "sum"
+	// ReduceMean: all-reduce with sum, then divide by the number of ranks.
+	ReduceMean = "mean"
+)
+
+// Distributed describes the three graphs of one data-parallel SimCLR step
+// with global negatives over World ranks, each holding n = Config.Pairs
+// pairs (2n views). The step is split at the projection z:
+//
+//  1. Forward (each rank): inputs Views [2n,3,H,W] (view 1 of its image i at
+//     row i, view 2 at row i+n), every parameter and every running statistic
+//     (named as in Params and Buffers); outputs Projection z [2n,p], each
+//     Buffers[i].Output (the rank's new running statistics) and each Saved
+//     activation.
+//  2. Loss (every rank, identical): input Gathered z_all [2nW,p], the ranks'
+//     z concatenated in rank order; outputs Loss [1], the NT-Xent loss over
+//     all 2nW views (positives within each rank's block, every other view a
+//     negative, mean over the 2nW anchors), and GatheredGrad dL/dz_all
+//     [2nW,p].
+//  3. Backward (each rank): inputs Views (the same batch), every parameter,
+//     every Saved activation (as the forward wrote it) and ProjectionGrad dz
+//     [2n,p], rows [2nr, 2n(r+1)) of GatheredGrad for rank r; outputs each
+//     Params[i].Output, this rank's part of dL/dparam.
+//
+// Reducing Params' outputs with GradientReduction (sum) gives exactly
+// dL/dparam of the global loss; reducing Buffers' outputs with
+// BufferReduction (mean) gives the new running statistics. Both equal, up to
+// rounding, the training graph of Equivalent() on all ranks' views in rank
+// order.
+type Distributed struct {
+	// Config is one rank's configuration: Pairs is n, the pairs per rank.
+	Config Config `json:"config"`
+	// World is the number of ranks.
+	World int `json:"world"`
+	// FeatureDim is the size of the encoder's feature h.
+	FeatureDim int `json:"feature_dim"`
+	// The graph files and the SHA-256 of their bytes.
+	ForwardGraph   string `json:"forward_graph"`
+	LossGraph      string `json:"loss_graph"`
+	BackwardGraph  string `json:"backward_graph"`
+	ForwardSHA256  string `json:"forward_sha256"`
+	LossSHA256     string `json:"loss_sha256"`
+	BackwardSHA256 string `json:"backward_sha256"`
+	// Views is the forward and backward graphs' batch input [2n,3,H,W].
+	Views string `json:"views"`
+	// Projection is the forward graph's output z [2n,p].
+	Projection string `json:"projection"`
+	// Saved are the forward graph's outputs that the backward graph takes
+	// as inputs under the same names: the activations the gradient needs,
+	// all float32.
+	Saved []Activation `json:"saved"`
+	// Gathered is the loss graph's input z_all [2nW,p].
+	Gathered string `json:"gathered"`
+	// Loss is the loss graph's output [1]: the global loss, the same on
+	// every rank; it needs no reduction.
+	Loss string `json:"loss"`
+	// GatheredGrad is the loss graph's output dL/dz_all [2nW,p].
+	GatheredGrad string `json:"gathered_grad"`
+	// ProjectionGrad is the backward graph's input dz [2n,p].
+	ProjectionGrad string `json:"projection_grad"`
+	// Params are the trainable tensors in Manifest order; Output names the
+	// backward graph's output of this rank's part of the gradient.
+	Params []Tensor `json:"params"`
+	// Buffers are the BatchNorm running statistics; Output names the
+	// forward graph's output of this rank's new value.
+	Buffers []Tensor `json:"buffers"`
+	// GradientReduction is how Params' outputs combine across ranks
+	// (ReduceSum).
+	GradientReduction string `json:"gradient_reduction"`
+	// BufferReduction is how Buffers' outputs combine across ranks
+	// (ReduceMean).
+	BufferReduction string `json:"buffer_reduction"`
+	// BNMomentum and BNEpsilon are PyTorch's BatchNorm settings.
+	BNMomentum float64 `json:"bn_momentum"`
+	BNEpsilon  float64 `json:"bn_epsilon"`
+}
+
+// Activation is a tensor that one graph writes and another reads.
+type Activation struct {
+	Name  string  `json:"name"`
+	Shape []int64 `json:"shape"`
+}
+
+// Size is the number of elements.
+func (a Activation) Size() int64 { return Tensor{Shape: a.Shape}.Size() }
+
+// DistributedName is the file-name stem of the distributed graphs of a
+// rank's configuration over world ranks, e.g.
+// "resnet18-cifar-32px-n64-p64-t0.5-world2".
+func DistributedName(c Config, world int) string {
+	return fmt.Sprintf("%s-world%d", c.Name(), world)
+}
+
+// Equivalent is the single-process configuration that computes the same
+// loss, gradients and running statistics: all World·n pairs in World shards.
+func (d *Distributed) Equivalent() Config {
+	c := d.Config
+	c.Pairs *= d.World
+	c.Shards = d.World
+	return c.Defaults()
+}
+
+// Identity is the Identity of the Equivalent configuration's manifest: a
+// checkpoint of either resumes the other.
+func (d *Distributed) Identity() string {
+	return (&Manifest{Config: d.Equivalent(), Params: d.Params, Buffers: d.Buffers}).Identity()
+}
+
+// SavedSize is the number of float32 values of the Saved activations.
+func (d *Distributed) SavedSize() int64 {
+	var n int64
+	for _, a := range d.Saved {
+		n += a.Size()
+	}
+	return n
+}
+
+// Encode writes the manifest as indented JSON.
+func (d *Distributed) Encode() ([]byte, error) {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("graphs: encode distributed manifest: %w", err)
+	}
+	return append(b, '\n'), nil
 }
