@@ -59,7 +59,7 @@ func buildTrain(cfg graphs.Config) (*graph.Graph, *graphs.Manifest) {
 	n := newNet(g, cfg, bnTrain)
 	h := n.encoder(views)
 	z := n.projector(h)
-	loss := ntXent(g, z, cfg.Temperature)
+	loss := ntXent(g, z, cfg.Temperature, cfg.ShardCount())
 	g.Output(LossOutput, loss)
 	wrt := make([]*graph.Value, len(n.params))
 	for i, p := range n.params {

@@ -80,11 +80,13 @@ func (n *net) batchNorm(name string, x *graph.Value) *graph.Value {
 	if n.mode == bnEval {
 		return n.g.BatchNormEval(x, gamma, beta, mean, variance, bnEpsilon)
 	}
-	groups := int64(n.cfg.BNGroups)
+	// The batch is Shards blocks (ranks) of BNGroups groups each, all
+	// normalised apart: part s·groups+k is group k of block s.
+	shards, groups := int64(n.cfg.ShardCount()), int64(n.cfg.BNGroups)
 	parts := []*graph.Value{x}
-	if groups > 1 {
-		size := x.Shape()[0] / groups
-		sizes := make([]int64, groups)
+	if shards*groups > 1 {
+		size := x.Shape()[0] / (shards * groups)
+		sizes := make([]int64, shards*groups)
 		for i := range sizes {
 			sizes[i] = size
 		}
@@ -92,14 +94,19 @@ func (n *net) batchNorm(name string, x *graph.Value) *graph.Value {
 	}
 	count := parts[0].Shape().Size() / c
 	outs := make([]*graph.Value, len(parts))
-	for i, p := range parts {
-		var batchMean, batchVar *graph.Value
-		outs[i], batchMean, batchVar = n.trainBatchNorm(p, gamma, beta)
+	for k := int64(0); k < groups; k++ {
+		batchMeans := make([]*graph.Value, shards)
+		batchVars := make([]*graph.Value, shards)
+		for s := int64(0); s < shards; s++ {
+			i := s*groups + k
+			outs[i], batchMeans[s], batchVars[s] = n.trainBatchNorm(parts[i], gamma, beta)
+		}
 		// PyTorch's update, once per group in order: running = (1-m)·running
-		// + m·batch, with the unbiased batch variance.
-		mean = n.g.Add(n.g.Mul(mean, n.g.Scalar(1-bnMomentum)), n.g.Mul(batchMean, n.g.Scalar(bnMomentum)))
-		unbiased := float32(bnMomentum * float64(count) / float64(count-1))
-		variance = n.g.Add(n.g.Mul(variance, n.g.Scalar(1-bnMomentum)), n.g.Mul(batchVar, n.g.Scalar(unbiased)))
+		// + m·batch, with the unbiased batch variance; with several blocks,
+		// batch is the mean over blocks, which is what averaging the ranks'
+		// own updates gives.
+		mean = n.momentumUpdate(mean, batchMeans, bnMomentum)
+		variance = n.momentumUpdate(variance, batchVars, bnMomentum*float64(count)/float64(count-1))
 	}
 	n.newStats[name+".running_mean"] = mean
 	n.newStats[name+".running_var"] = variance
@@ -107,6 +114,16 @@ func (n *net) batchNorm(name string, x *graph.Value) *graph.Value {
 		return outs[0]
 	}
 	return n.g.Concat(0, outs...)
+}
+
+// momentumUpdate is (1-m)·running + Σₛ (scale/S)·batchₛ over the S blocks'
+// batch statistics.
+func (n *net) momentumUpdate(running *graph.Value, batch []*graph.Value, scale float64) *graph.Value {
+	acc := n.g.Mul(running, n.g.Scalar(1-bnMomentum))
+	for _, b := range batch {
+		acc = n.g.Add(acc, n.g.Mul(b, n.g.Scalar(float32(scale/float64(len(batch))))))
+	}
+	return acc
 }
 
 // trainBatchNorm normalises with batch statistics and returns y, the batch

@@ -28,7 +28,7 @@ func TestProjectorAndNTXentGradients(t *testing.T) {
 			Build: func(g *graph.Graph, in []*graph.Value) []*graph.Value {
 				q := g.Relu(g.Gemm(in[0], in[1], 1, false, true))
 				z := g.Gemm(q, in[2], 1, false, true)
-				return []*graph.Value{ntXent(g, z, temperature)}
+				return []*graph.Value{ntXent(g, z, temperature, 1)}
 			},
 			Epsilon:   1e-2,
 			Tolerance: tolProjectorLoss,
@@ -37,40 +37,48 @@ func TestProjectorAndNTXentGradients(t *testing.T) {
 }
 
 // TestNTXentValue compares the graph's loss with a direct float64
-// computation of the reference NT-Xent for a fixed z.
+// computation of the reference NT-Xent for a fixed z, in one block and in
+// rank-major blocks whose positives stay within the block.
 func TestNTXentValue(t *testing.T) {
 	gradcheck.InitORT(t)
-	z := [][]float64{{1, 0, 0.5}, {0.2, 1, -0.3}, {0.9, 0.1, 0.4}, {0.1, 0.8, -0.1}}
+	z := [][]float64{{1, 0, 0.5}, {0.2, 1, -0.3}, {0.9, 0.1, 0.4}, {0.1, 0.8, -0.1},
+		{-0.4, 0.3, 0.7}, {0.5, -0.6, 0.2}, {-0.3, 0.2, 0.9}, {0.6, -0.5, 0.1}}
 	const temperature = 0.5
 	views := len(z)
-	var want float64
 	norm := func(v []float64) float64 { return math.Sqrt(v[0]*v[0] + v[1]*v[1] + v[2]*v[2]) }
-	for i := 0; i < views; i++ {
-		var denom, pos float64
-		for j := 0; j < views; j++ {
-			if j == i {
-				continue
-			}
-			s := (z[i][0]*z[j][0] + z[i][1]*z[j][1] + z[i][2]*z[j][2]) / (norm(z[i]) * norm(z[j])) / temperature
-			denom += math.Exp(s)
-			if j == (i+views/2)%views {
-				pos = s
-			}
-		}
-		want += math.Log(denom) - pos
-	}
-	want /= float64(views)
-
-	flat := make([]float32, 0, 12)
+	flat := make([]float32, 0, 3*views)
 	for _, row := range z {
 		for _, x := range row {
 			flat = append(flat, float32(x))
 		}
 	}
-	got := gradcheck.Eval(t, func(g *graph.Graph) *graph.Value {
-		return ntXent(g, g.ConstFloat(graph.Shape{4, 3}, flat), temperature)
-	})
-	if math.Abs(float64(got[0])-want) > 1e-6*math.Abs(want) {
-		t.Errorf("NT-Xent = %.7f, want %.7f", got[0], want)
+	for _, shards := range []int{1, 2, 4} {
+		block := views / shards
+		var want float64
+		for i := 0; i < views; i++ {
+			start := i / block * block
+			positive := start + (i-start+block/2)%block
+			var denom, pos float64
+			for j := 0; j < views; j++ {
+				if j == i {
+					continue
+				}
+				s := (z[i][0]*z[j][0] + z[i][1]*z[j][1] + z[i][2]*z[j][2]) / (norm(z[i]) * norm(z[j])) / temperature
+				denom += math.Exp(s)
+				if j == positive {
+					pos = s
+				}
+			}
+			want += math.Log(denom) - pos
+		}
+		want /= float64(views)
+		got := gradcheck.Eval(t, func(g *graph.Graph) *graph.Value {
+			return ntXent(g, g.ConstFloat(graph.Shape{int64(views), 3}, flat), temperature, shards)
+		})
+		if math.Abs(float64(got[0])-want) > 1e-6*math.Abs(want) {
+			t.Errorf("%d blocks: NT-Xent = %.7f, want %.7f", shards, got[0], want)
+		} else {
+			t.Logf("%d blocks: NT-Xent = %.7f, reference %.7f", shards, got[0], want)
+		}
 	}
 }
