@@ -41,6 +41,7 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	fs.StringVar(&o.Provider, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
 	fs.IntVar(&o.DeviceID, "device-id", 0, "GPU for --ep cuda")
+	addCUDAFlags(fs, &o.CUDA)
 	fs.IntVar(&o.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.StringVar(&o.ORTLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	fs.IntVar(&o.LogEvery, "log-every", 50, "log a line every this many steps")

@@ -5,6 +5,14 @@ import (
 	"math"
 )
 
+// DefaultLARSLR is SimCLR's base learning rate for LARS with linear scaling
+// (lr = 0.3 x batch/256); DefaultLARSSqrtLR the one for square-root scaling
+// (lr = 0.075 x sqrt(batch)).
+const (
+	DefaultLARSLR     = 0.3
+	DefaultLARSSqrtLR = 0.075
+)
+
 // LARS defaults, as in the official SimCLR.
 const (
 	DefaultLARSMomentum    = 0.9

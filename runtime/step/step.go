@@ -56,7 +56,7 @@ func New(m *graphs.Manifest, trainGraph []byte, opts ort.Options) (*Model, error
 	}
 	s, err := ort.NewSession(trainGraph, inputs, outputs, opts)
 	if err != nil {
-		return nil, fmt.Errorf("step: bind %s: %w", m.TrainGraph, err)
+		return nil, fmt.Errorf("step: bind %s: %w", m.TrainGraph, md.explainOOM(err))
 	}
 	md.session = s
 	return md, nil
@@ -108,13 +108,25 @@ func Fill(dst []float32, init graphs.Init, r *rand.Rand) {
 // returns the loss, and an error if it is not finite.
 func (md *Model) Run() (float32, error) {
 	if err := md.session.Run(); err != nil {
-		return 0, fmt.Errorf("step: %w", err)
+		return 0, fmt.Errorf("step: %w", md.explainOOM(err))
 	}
 	loss := md.Loss[0]
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
 		return loss, fmt.Errorf("step: loss is %v", loss)
 	}
 	return loss, nil
+}
+
+// explainOOM turns an out-of-memory error into one that names the batch
+// that did not fit and what to lower.
+func (md *Model) explainOOM(err error) error {
+	if !ort.IsOutOfMemory(err) {
+		return err
+	}
+	c := md.Manifest.Config
+	return fmt.Errorf("out of memory with --batch-size %d (%d views of %dx%d, %s): lower --batch-size (or --image-size); "+
+		"on a GPU also check that no other process holds its memory (nvidia-smi): %w",
+		c.Pairs, 2*c.Pairs, c.ImageSize, c.ImageSize, c.Arch, err)
 }
 
 // CommitRunningStats makes the step's new running statistics current.

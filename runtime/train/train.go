@@ -77,6 +77,8 @@ type Options struct {
 	DeviceID int
 	Threads  int
 	ORTLib   string
+	// CUDA tunes the CUDA provider (--ep cuda).
+	CUDA ort.CUDAOptions
 	// LogEvery is the log-line interval in steps (0: 50).
 	LogEvery int
 	// Out receives log lines and the progress bar (nil: os.Stdout).
@@ -152,7 +154,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	md, err := step.New(m, trainGraph, ort.Options{IntraOpThreads: o.Threads, Provider: o.Provider, DeviceID: o.DeviceID})
+	md, err := step.New(m, trainGraph, ort.Options{IntraOpThreads: o.Threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -332,9 +334,9 @@ func schedule(o Options, batch, perEpoch, total int) (optim.Schedule, error) {
 	switch orDefault(o.Optimizer, "lars") {
 	case "lars":
 		if base == 0 {
-			base = 0.3
+			base = optim.DefaultLARSLR
 			if scaling == optim.Sqrt {
-				base = 0.075
+				base = optim.DefaultLARSSqrtLR
 			}
 		}
 	case "adam":

@@ -7,6 +7,11 @@
 // fails.
 //
 // Usage: go run ./tools/parity [-keep DIR] [-python /usr/bin/python3]
+//
+// On a GPU machine, -ep cuda runs the step on ONNX Runtime's CUDA provider
+// (TF32 off) and, with -gpu, uses larger cases and holds the results against
+// PyTorch float32 on the same GPU (loss 1e-4 relative, every gradient 1e-2
+// relative in L2 norm), as tools/gpu/check.py does.
 package main
 
 import (
@@ -38,6 +43,15 @@ var cases = []graphs.Config{
 	{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNLowering: "primitive"},
 }
 
+// gpuCases are the -gpu cases: batches and images of a realistic size, both
+// BatchNorm lowerings.
+var gpuCases = []graphs.Config{
+	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 64},
+	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 64, BNLowering: "primitive"},
+	{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 32},
+	{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 32, BNLowering: "primitive"},
+}
+
 // caseFile is case.json: the configuration (graphs.Config's JSON fields)
 // plus what reference.py needs besides.
 type caseFile struct {
@@ -54,12 +68,25 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "Python with Debian's python3-torch and python3-torchvision")
 	ortLib := flag.String("ort-lib", "", "ONNX Runtime shared library (default: see README)")
 	only := flag.String("cases", "", "comma-separated case names to run (default: all)")
+	flag.StringVar(&provider.Provider, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda (TF32 off)")
+	flag.IntVar(&provider.DeviceID, "device-id", 0, "GPU for -ep cuda")
+	gpu := flag.Bool("gpu", false, "GPU cases, held against PyTorch float32 on the same GPU (loss 1e-4, gradients 1e-2 relative L2)")
 	flag.Parse()
+	if *gpu {
+		cases = gpuCases
+		referenceArgs = []string{"--device", "cuda:" + fmt.Sprint(provider.DeviceID), "--gate", "float32", "--loss-tol", "1e-4", "--tensor-tol", "1e-2"}
+	}
 	if err := run(*keep, *python, *ortLib, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "parity:", err)
 		os.Exit(1)
 	}
 }
+
+// provider is the ONNX Runtime provider the cases run on (flags -ep, -device-id).
+var provider = ort.Options{IntraOpThreads: 2}
+
+// referenceArgs go to reference.py before the case directories.
+var referenceArgs []string
 
 func run(keep, python, ortLib, only string) error {
 	if err := ort.Init(ortLib); err != nil {
@@ -80,10 +107,11 @@ func run(keep, python, ortLib, only string) error {
 			selected[name] = true
 		}
 	}
+	filter := len(selected) > 0
 	var dirs []string
 	for i, cfg := range cases {
 		cfg = cfg.Defaults()
-		if len(selected) > 0 && !selected[cfg.Name()] {
+		if filter && !selected[cfg.Name()] {
 			continue
 		}
 		delete(selected, cfg.Name())
@@ -104,7 +132,8 @@ func run(keep, python, ortLib, only string) error {
 	if _, err := os.Stat(script); err != nil {
 		script = filepath.Join("tools", "parity", "reference.py")
 	}
-	cmd := exec.Command(python, append([]string{script}, dirs...)...)
+	args := append(append([]string{script}, referenceArgs...), dirs...)
+	cmd := exec.Command(python, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("PyTorch comparison failed (%s %s): %w", python, script, err)
@@ -118,7 +147,7 @@ func writeCase(dir string, cfg graphs.Config, seed uint64) error {
 		return err
 	}
 	m := built.Manifest
-	md, err := step.New(m, built.Train, ort.Options{IntraOpThreads: 2})
+	md, err := step.New(m, built.Train, provider)
 	if err != nil {
 		return err
 	}
