@@ -24,6 +24,14 @@ func Build(cfg graphs.Config) (*simclr.Built, error) {
 	return simclr.Build(cfg, ProducerVersion)
 }
 
+// BuildDistributed generates the forward, loss and backward graphs of a
+// data-parallel step over world ranks; cfg is one rank's configuration
+// (Pairs per rank). The manifest (graphs.Distributed) says how to run and
+// reduce them.
+func BuildDistributed(cfg graphs.Config, world int) (*simclr.DistributedBuilt, error) {
+	return simclr.BuildDistributed(cfg, world, ProducerVersion)
+}
+
 // Inference generates the inference graph of a configuration, with the
 // projector's output too when asked: the one function export needs.
 func Inference(cfg graphs.Config, withProjector bool) ([]byte, error) {

@@ -70,8 +70,9 @@ for path in sys.argv[1:]:
 `
 
 // TestONNXCheckerAcceptsEveryGraph runs onnx.checker.check_model(full_check=True)
-// from Debian's python3-onnx on the default set and on the variants
-// (BatchNorm groups, primitive lowering) the default set lacks.
+// from Debian's python3-onnx on the default set, on the variants
+// (BatchNorm groups, primitive lowering, shards) the default set lacks and
+// on the distributed forward, loss and backward graphs.
 func TestONNXCheckerAcceptsEveryGraph(t *testing.T) {
 	python := "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "import onnx").Run(); err != nil {
@@ -88,12 +89,33 @@ func TestONNXCheckerAcceptsEveryGraph(t *testing.T) {
 	for _, cfg := range []graphs.Config{
 		{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 4, BNGroups: 2},
 		{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 8, BNLowering: "primitive"},
+		{Arch: "resnet18", Stem: "cifar", ImageSize: 16, Pairs: 8, BNGroups: 2, Shards: 2},
 	} {
 		b, err := Build(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for name, data := range map[string][]byte{b.Manifest.TrainGraph: b.Train, b.Manifest.InferenceGraph: b.Inference} {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, p)
+		}
+	}
+	for _, c := range []struct {
+		cfg   graphs.Config
+		world int
+	}{
+		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 16, Pairs: 4, BNGroups: 2}, 2},
+		{graphs.Config{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 4, BNLowering: "primitive"}, 3},
+	} {
+		b, err := BuildDistributed(c.cfg, c.world)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := b.Manifest
+		for name, data := range map[string][]byte{m.ForwardGraph: b.Forward, m.LossGraph: b.Loss, m.BackwardGraph: b.Backward} {
 			p := filepath.Join(dir, name)
 			if err := os.WriteFile(p, data, 0o644); err != nil {
 				t.Fatal(err)
