@@ -124,6 +124,9 @@ var (
 	sleepMax = 500 * time.Microsecond
 )
 
+// iallreduceAlgorithmVar selects Open MPI's MPI_Iallreduce algorithm.
+const iallreduceAlgorithmVar = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
+
 // engine owns MPI. One goroutine, locked to its OS thread, makes every MPI
 // call (MPI_THREAD_FUNNELED); the Comm methods hand it calls over channels,
 // by value, so that a steady-state collective allocates nothing.
@@ -219,6 +222,13 @@ func (e *engine) init(timeout time.Duration) error {
 	// Open MPI installs backtrace handlers (MCA opal_signal) only for
 	// signals without a handler; Go has installed its own by now, so a nil
 	// dereference stays a Go panic (checked by internal/mpitest -mode exact).
+	// Open MPI's default nonblocking all-reduce between few ranks moves
+	// whole buffers (binomial/recursive doubling); the ring is about twice
+	// as fast for gradient-sized buffers (see the package documentation).
+	// An explicit setting by the user wins.
+	if _, ok := os.LookupEnv(iallreduceAlgorithmVar); !ok {
+		os.Setenv(iallreduceAlgorithmVar, "1") // 1: ring
+	}
 	var provided C.int
 	if rc := C.simclr_init(&provided); rc != C.MPI_SUCCESS {
 		return e.mpiError(rc, "MPI_Init_thread", "init")
