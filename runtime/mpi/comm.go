@@ -146,6 +146,30 @@ func (c *Comm) Allgather(dst, src []float32) error {
 	return c.collective(call{op: opAllgather, dtype: float32Type, buf: slicePtr(src), n: len(src), recv: slicePtr(dst)})
 }
 
+// MaxBuckets is the most buffers one AllreduceSumBuckets call takes.
+const MaxBuckets = 4096
+
+// AllreduceSumBuckets is AllreduceSum on each of bufs, with every bucket in
+// flight at once: done(i), when not nil, runs on the calling goroutine as
+// soon as bufs[i] holds the sum, in completion order, while the other
+// buckets are still being reduced (MPI keeps progressing on its own
+// thread). A trainer passes its gradients tensor by tensor or in buckets of
+// a few MB and applies the optimizer to each bucket in done, overlapping
+// the update with the communication of the rest. Every rank must pass the
+// same number of buckets with the same lengths. On error, done has run for
+// the buckets that completed. It panics if len(bufs) > MaxBuckets.
+func (c *Comm) AllreduceSumBuckets(bufs [][]float32, done func(i int)) error {
+	if len(bufs) > MaxBuckets {
+		panic(fmt.Sprintf("mpi: AllreduceSumBuckets: %d buckets, at most MaxBuckets = %d", len(bufs), MaxBuckets))
+	}
+	for _, b := range bufs {
+		if len(b) > math.MaxInt32 {
+			return fmt.Errorf("mpi: AllreduceSumBuckets: a bucket of %d elements exceeds MPI's 32-bit count; split it", len(b))
+		}
+	}
+	return c.collectiveDone(call{op: opAllreduceBuckets, dtype: float32Type, bufs: bufs}, done)
+}
+
 // Abort ends every process of the job: it prints "mpi: rank R aborting:
 // message" on standard error and asks the launcher to kill all ranks, this
 // one exiting with code. It does not return. It may be called while
@@ -184,6 +208,11 @@ func (c *Comm) Finalize() error {
 // collective runs one collective call with the current timeout, keeping the
 // first failure sticky.
 func (c *Comm) collective(cl call) error {
+	return c.collectiveDone(cl, nil)
+}
+
+// collectiveDone is collective with a bucket callback for the engine.
+func (c *Comm) collectiveDone(cl call, done func(int)) error {
 	if cl.n > math.MaxInt32 {
 		return fmt.Errorf("mpi: %s of %d elements exceeds MPI's 32-bit count; split the buffer", cl.op, cl.n)
 	}
@@ -195,7 +224,7 @@ func (c *Comm) collective(cl call) error {
 	c.seq++
 	cl.seq = c.seq
 	cl.timeout = c.timeout
-	if err := c.eng.run(&cl); err != nil {
+	if err := c.eng.run(&cl, done); err != nil {
 		c.err = err
 		return err
 	}
@@ -224,6 +253,7 @@ const (
 	opBroadcast
 	opAllreduceSum
 	opAllgather
+	opAllreduceBuckets
 	opFinalize
 )
 
@@ -237,6 +267,8 @@ func (o opKind) String() string {
 		return "allreduce"
 	case opAllgather:
 		return "allgather"
+	case opAllreduceBuckets:
+		return "bucketed allreduce"
 	case opFinalize:
 		return "finalize"
 	}
@@ -260,6 +292,7 @@ type call struct {
 	buf     unsafe.Pointer // in/out buffer (send buffer for allgather)
 	recv    unsafe.Pointer // allgather's receive buffer, size*n elements
 	n       int            // elements in buf
+	bufs    [][]float32    // the buckets of a bucketed all-reduce
 	root    int
 	seq     uint64
 	timeout time.Duration

@@ -5,6 +5,7 @@ package mpi
 /*
 #cgo pkg-config: ompi
 #cgo nocallback simclr_test
+#cgo nocallback simclr_testsome
 #include <mpi.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,10 +16,10 @@ package mpi
 // apply and nothing escapes to the Go heap per call.
 
 typedef struct {
-	MPI_Comm coll;   // duplicate of MPI_COMM_WORLD for the collectives
-	MPI_Comm hb;     // duplicate for the heartbeats
-	MPI_Request req; // the collective in flight
-	int flag;        // MPI_Test's answer
+	MPI_Comm coll; // duplicate of MPI_COMM_WORLD for the collectives
+	MPI_Comm hb;   // duplicate for the heartbeats
+	int flag;      // MPI_Test's answer
+	int outcount;  // MPI_Testsome's answer
 } simclr_state;
 
 static int simclr_init(int *provided) {
@@ -55,6 +56,10 @@ static int simclr_iallgather(void *src, int n, void *dst, MPI_Comm c, MPI_Reques
 
 static int simclr_test(MPI_Request *req, int *flag) {
 	return MPI_Test(req, flag, MPI_STATUS_IGNORE);
+}
+
+static int simclr_testsome(int n, MPI_Request *reqs, int *outcount, int *indices) {
+	return MPI_Testsome(n, reqs, outcount, indices, MPI_STATUSES_IGNORE);
 }
 
 static int simclr_isend_seq(int64_t *v, int dest, MPI_Comm c, MPI_Request *req) {
@@ -134,10 +139,14 @@ type engine struct {
 	calls   chan call
 	replies chan error
 	aborts  chan int
+	buckets chan int // indexes of completed buckets, MaxBuckets deep
 
 	// The fields below belong to the worker goroutine.
 	rank, size int
 	cs         *C.simclr_state // C memory
+	reqs       *C.MPI_Request  // C array: the requests in flight
+	indices    *C.int          // C array: MPI_Testsome's completed indexes
+	capReqs    int             // length of reqs and indices
 	lib        string
 	pin        runtime.Pinner
 	hbs        heartbeats
@@ -160,7 +169,7 @@ type heartbeats struct {
 
 // startEngine starts the worker goroutine, which initialises MPI.
 func startEngine(timeout time.Duration) (*engine, int, int, error) {
-	e := &engine{calls: make(chan call), replies: make(chan error), aborts: make(chan int, 1)}
+	e := &engine{calls: make(chan call), replies: make(chan error), aborts: make(chan int, 1), buckets: make(chan int, MaxBuckets)}
 	ready := make(chan error)
 	go e.serve(timeout, ready)
 	if err := <-ready; err != nil {
@@ -171,17 +180,37 @@ func startEngine(timeout time.Duration) (*engine, int, int, error) {
 
 func (e *engine) library() string { return e.lib }
 
-// run hands cl to the worker and waits for its result.
-func (e *engine) run(cl *call) error {
+// run hands cl to the worker and waits for its result, calling done for
+// each bucket the worker reports complete meanwhile.
+func (e *engine) run(cl *call, done func(int)) error {
 	e.calls <- *cl
-	return <-e.replies
+	for {
+		select {
+		case i := <-e.buckets:
+			if done != nil {
+				done(i)
+			}
+		case err := <-e.replies:
+			// The worker reports every bucket before it replies.
+			for {
+				select {
+				case i := <-e.buckets:
+					if done != nil {
+						done(i)
+					}
+				default:
+					return err
+				}
+			}
+		}
+	}
 }
 
 // finalize runs a barrier under the timeout, so that MPI_Finalize, which
 // cannot be bounded, only starts once every rank is there; then shuts MPI
 // down and ends the worker.
 func (e *engine) finalize(seq uint64, timeout time.Duration) error {
-	return e.run(&call{op: opFinalize, seq: seq, timeout: timeout})
+	return e.run(&call{op: opFinalize, seq: seq, timeout: timeout}, nil)
 }
 
 // abort asks the worker to call MPI_Abort, interrupting any collective it
@@ -250,12 +279,13 @@ func (e *engine) init(timeout time.Duration) error {
 	// Duplicates of the world: collectives and heartbeats never match
 	// messages of anyone else. MPI_Comm_idup, so that init is bounded too.
 	e.cs = (*C.simclr_state)(C.calloc(1, C.sizeof_simclr_state))
+	e.growReqs(16)
 	e.cs.coll, e.cs.hb = C.simclr_comm_null(), C.simclr_comm_null()
 	for _, c := range []*C.MPI_Comm{&e.cs.coll, &e.cs.hb} {
-		if rc := C.simclr_idup(c, &e.cs.req); rc != C.MPI_SUCCESS {
+		if rc := C.simclr_idup(c, e.reqs); rc != C.MPI_SUCCESS {
 			return e.mpiError(rc, "MPI_Comm_idup", "init")
 		}
-		if err := e.wait(&call{op: opBarrier, timeout: timeout}, "MPI_Comm_idup", false); err != nil {
+		if err := e.wait(&call{op: opBarrier, timeout: timeout}, 1, "MPI_Comm_idup", false); err != nil {
 			return fmt.Errorf("mpi: init: duplicating the world communicator: %w", err)
 		}
 	}
@@ -266,7 +296,8 @@ func (e *engine) init(timeout time.Duration) error {
 func (e *engine) do(cl *call) error {
 	e.hbs.drain(e)
 	e.hbs.announce(e, cl.seq)
-	req := &e.cs.req
+	req := e.reqs
+	nreq := 1
 	var rc C.int
 	fn := ""
 	switch cl.op {
@@ -290,14 +321,30 @@ func (e *engine) do(cl *call) error {
 		e.pin.Pin(cl.buf)
 		e.pin.Pin(cl.recv)
 		rc = C.simclr_iallgather(cl.buf, C.int(cl.n), cl.recv, e.cs.coll, req)
+	case opAllreduceBuckets:
+		fn = "MPI_Iallreduce"
+		e.growReqs(len(cl.bufs))
+		for i, b := range cl.bufs {
+			*at(e.reqs, i) = C.simclr_request_null()
+			if len(b) == 0 {
+				continue // MPI_Testsome skips null requests; reported below
+			}
+			e.pin.Pin(&b[0])
+			if rc = C.simclr_iallreduce_sum(unsafe.Pointer(&b[0]), C.int(len(b)), e.cs.coll, at(e.reqs, i)); rc != C.MPI_SUCCESS {
+				break // the started buckets are left in flight: the Comm is broken
+			}
+		}
+		nreq = len(cl.bufs)
 	default:
 		panic(fmt.Sprintf("mpi: unknown collective %v", cl.op))
 	}
 	if rc != C.MPI_SUCCESS {
-		e.pin.Unpin()
+		if cl.op != opAllreduceBuckets { // else earlier buckets are in flight
+			e.pin.Unpin()
+		}
 		return e.mpiError(rc, fn, fmt.Sprintf("%v #%d", cl.op, cl.seq))
 	}
-	if err := e.wait(cl, fn, true); err != nil {
+	if err := e.wait(cl, nreq, fn, true); err != nil {
 		// The request may still be writing into the buffers: keep them
 		// pinned for good. The Comm is broken from now on.
 		return err
@@ -309,21 +356,53 @@ func (e *engine) do(cl *call) error {
 	return nil
 }
 
-// wait polls req until it completes, the deadline passes or Abort is
-// called. With beats, it keeps sending heartbeats and, on timeout, names
-// the ranks it waited for.
-func (e *engine) wait(cl *call, fn string, beats bool) error {
+// growReqs makes the request arrays n long at least.
+func (e *engine) growReqs(n int) {
+	if n <= e.capReqs {
+		return
+	}
+	C.free(unsafe.Pointer(e.reqs))
+	C.free(unsafe.Pointer(e.indices))
+	e.reqs = (*C.MPI_Request)(C.calloc(C.size_t(n), C.sizeof_MPI_Request))
+	e.indices = (*C.int)(C.calloc(C.size_t(n), C.sizeof_int))
+	e.capReqs = n
+}
+
+// wait polls the first n requests until they complete, the deadline passes
+// or Abort is called, reporting completed buckets of a bucketed
+// all-reduce. With beats, it keeps sending heartbeats and, on timeout,
+// names the ranks it waited for.
+func (e *engine) wait(cl *call, n int, fn string, beats bool) error {
+	left := n
+	if cl.op == opAllreduceBuckets {
+		for i, b := range cl.bufs {
+			if len(b) == 0 { // nothing to sum: complete already
+				e.buckets <- i
+				left--
+			}
+		}
+	}
+	if left == 0 {
+		return nil
+	}
 	start := time.Now()
 	deadline := start.Add(cl.timeout)
 	period := beatPeriod(cl.timeout)
 	nextBeat := start.Add(period)
 	sleep := sleepMin
 	for i := 0; ; i++ {
-		if rc := C.simclr_test(&e.cs.req, &e.cs.flag); rc != C.MPI_SUCCESS {
+		if rc := C.simclr_testsome(C.int(n), e.reqs, &e.cs.outcount, e.indices); rc != C.MPI_SUCCESS {
 			return e.mpiError(rc, fn, fmt.Sprintf("%v #%d", cl.op, cl.seq))
 		}
-		if e.cs.flag != 0 {
-			return nil
+		if k := int(e.cs.outcount); k > 0 && k != C.MPI_UNDEFINED {
+			if cl.op == opAllreduceBuckets {
+				for j := range k {
+					e.buckets <- int(*at(e.indices, j))
+				}
+			}
+			if left -= k; left == 0 {
+				return nil
+			}
 		}
 		select {
 		case code := <-e.aborts:

@@ -30,10 +30,16 @@ func (*engine) library() string {
 	return "none (single process; build with -tags mpi for Open MPI)"
 }
 
-// run performs cl in a world of one: only Allgather has work to do, a copy.
-func (*engine) run(cl *call) error {
-	if cl.op == opAllgather && cl.n > 0 {
+// run performs cl in a world of one: only Allgather has work to do, a
+// copy; every bucket of a bucketed all-reduce is complete at once.
+func (*engine) run(cl *call, done func(int)) error {
+	switch {
+	case cl.op == opAllgather && cl.n > 0:
 		copy(unsafe.Slice((*float32)(cl.recv), cl.n), unsafe.Slice((*float32)(cl.buf), cl.n))
+	case cl.op == opAllreduceBuckets && done != nil:
+		for i := range cl.bufs {
+			done(i)
+		}
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ func TestSingleWorld(t *testing.T) {
 	buf := slices.Clone(in)
 	bytes := []byte("abc")
 	dst := make([]float32, len(in))
+	buckets := [][]float32{buf, nil, dst}
+	seen := make([]int, len(buckets))
+	countDone := func(i int) { seen[i]++ }
 	steps := []struct {
 		name string
 		f    func() error
@@ -67,6 +70,7 @@ func TestSingleWorld(t *testing.T) {
 		{"Allgather", func() error { return c.Allgather(dst, buf) }},
 		{"empty AllreduceSum", func() error { return c.AllreduceSum(nil) }},
 		{"empty Allgather", func() error { return c.Allgather(nil, nil) }},
+		{"AllreduceSumBuckets", func() error { return c.AllreduceSumBuckets(buckets, countDone) }},
 	}
 	for _, s := range steps {
 		if err := s.f(); err != nil {
@@ -75,6 +79,9 @@ func TestSingleWorld(t *testing.T) {
 		if allocs := testing.AllocsPerRun(20, func() { s.f() }); allocs != 0 {
 			t.Errorf("%s allocates %.1f times per call, want 0", s.name, allocs)
 		}
+	}
+	if seen[0] == 0 || seen[0] != seen[1] || seen[1] != seen[2] {
+		t.Errorf("AllreduceSumBuckets: done calls per bucket %v, want equal and non-zero", seen)
 	}
 	if !slices.Equal(buf, in) || !slices.Equal(dst, in) || string(bytes) != "abc" {
 		t.Errorf("after the collectives: buf %v, dst %v, bytes %q; want %v, %v, \"abc\"", buf, dst, bytes, in, in)
@@ -87,6 +94,7 @@ func TestSingleWorld(t *testing.T) {
 		{"Allgather short dst", "len(dst) = 2", func() { c.Allgather(make([]float32, 2), buf) }},
 		{"Broadcast bad root", "root 1 is not a rank", func() { c.Broadcast(buf, 1) }},
 		{"BroadcastBytes negative root", "root -1 is not a rank", func() { c.BroadcastBytes(bytes, -1) }},
+		{"too many buckets", "at most MaxBuckets", func() { c.AllreduceSumBuckets(make([][]float32, MaxBuckets+1), nil) }},
 	}
 	for _, p := range panics {
 		t.Run(p.name, func(t *testing.T) {

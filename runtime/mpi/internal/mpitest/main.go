@@ -152,7 +152,32 @@ func exact(c *mpi.Comm) error {
 		}
 	}
 
+	// Buckets of assorted lengths, empty ones included: each done once.
+	lens := []int{5, 0, 1 << 20, 3, 0, 70000}
+	bufs := make([][]float32, len(lens))
+	for k, l := range lens {
+		bufs[k] = make([]float32, l)
+		for i := range bufs[k] {
+			bufs[k][i] = float32(i%1000 + 1000*r + k)
+		}
+	}
+	seen := make([]int, len(lens))
+	if err := c.AllreduceSumBuckets(bufs, func(k int) { seen[k]++ }); err != nil {
+		return err
+	}
+	for k := range lens {
+		if seen[k] != 1 {
+			return fmt.Errorf("rank %d: AllreduceSumBuckets: done(%d) called %d times, want 1", r, k, seen[k])
+		}
+		if err := check(fmt.Sprintf("AllreduceSumBuckets bucket %d (len %d)", k, lens[k]), bufs[k], func(i int) float32 {
+			return float32(n*(i%1000+k) + 500*n*(n-1))
+		}); err != nil {
+			return err
+		}
+	}
+
 	// Steady state: no allocation per collective.
+	countDone := func(k int) { seen[k]++ }
 	buf := make([]float32, 1024)
 	dst := make([]float32, n*len(buf))
 	for _, tc := range []struct {
@@ -163,6 +188,7 @@ func exact(c *mpi.Comm) error {
 		{"Broadcast", func() error { return c.Broadcast(buf, 0) }},
 		{"Allgather", func() error { return c.Allgather(dst, buf) }},
 		{"Barrier", c.Barrier},
+		{"AllreduceSumBuckets", func() error { return c.AllreduceSumBuckets(bufs, countDone) }},
 	} {
 		var err error
 		allocs := testing.AllocsPerRun(50, func() {
@@ -244,6 +270,18 @@ func bench(c *mpi.Comm, iters int) error {
 			return err
 		}
 	}
+	// The same 11.5M in 1M-element buckets.
+	buckets := make([][]float32, 0, 12)
+	whole := make([]float32, 11_500_000)
+	for i := 0; i < len(whole); i += 1 << 20 {
+		buckets = append(buckets, whole[i:min(i+1<<20, len(whole))])
+	}
+	if err := report(fmt.Sprintf("AllreduceSumBuckets 11500000 (%d)", len(buckets)), 4*len(whole), 0, func() error {
+		return c.AllreduceSumBuckets(buckets, nil)
+	}); err != nil {
+		return err
+	}
+
 	// Late ranks: rank 0 has been polling, sleeping between polls, for
 	// 200 ms when the others arrive; the 200 ms are not counted.
 	late := make([]float32, 11_500_000)
