@@ -1,0 +1,311 @@
+#!/usr/bin/python3
+"""The Fashion-MNIST learning study of issue 4: simclr-ort beside the PyTorch
+reference at the same budget and settings, kNN and linear probe at four points.
+
+    /usr/bin/python3 tools/study/study.py --steps 1500 --out runs/study [--seed 1]
+        [--simclr-ort BIN] [--train-limit 10000] [--test-limit 2000] [--segments 3]
+    /usr/bin/python3 tools/study/study.py --steps 30 --out /tmp/study-smoke \\
+        --train-limit 2000 --test-limit 500          # smoke test, a few minutes
+
+Both sides train ResNet18 (ImageNet stem, fc removed) on 28x28 views of the
+Fashion-MNIST train split, batch 128 pairs, projector 512-512-64, NT-Xent at
+temperature 0.5, LARS (lr 0.3 x 128/256, momentum 0.9, trust 0.001, weight
+decay 1e-6, BatchNorm parameters excluded) with cosine decay to 0 over
+--steps, RandomResizedCrop scale (0.2, 1), flip, ColorJitter(0.4, 0.4, 0.4,
+0.1) p=0.8, grayscale p=0.2, and the reference's BatchNorm semantics: each
+view normalised apart (simclr-ort --bn-groups 2; the reference's two encoder
+passes).
+
+- ours: `simclr-ort export --random-init` with the run's seed (the weights
+  the run starts from) for step 0, then ONE --steps cosine schedule trained
+  in --segments invocations (`train --stop-after`, then `train --resume
+  --stop-after`), each checkpoint copied aside and exported;
+- reference: tools/study/torch_reference.py, which exports its encoder at the
+  same steps with simclr-ort's metadata;
+- every encoder is evaluated by the same `simclr-ort eval` command, kNN (k=200,
+  T=0.1) and linear probe, on the first --train-limit training and
+  --test-limit test images.
+
+Trainings run one after the other. Evaluations run in a queue beside them,
+one at a time, at nice 19, so that they take only the CPU time the training
+leaves idle; their seconds are reported but are not training time.
+
+Outputs under --out: ours/ (run directory, checkpoints, encoders, logs),
+torch/ (encoders, metrics.jsonl, summary.json, log), evals.json (one result
+per encoder and protocol, kept between invocations: a rerun skips what is
+done, as do the trainings), and study.json with the table, losses and wall
+times; the table is printed at the end.
+"""
+
+import sys
+
+sys.dont_write_bytecode = True
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = "fmnist:/usr/share/datasets/fashion-mnist"
+
+
+def config_flags(args):
+    """The configuration flags of train and export --random-init."""
+    return ["--arch", "resnet18", "--stem", "imagenet", "--image-size", "28", "--batch-size", "128",
+            "--projection-dim", "64", "--temperature", "0.5", "--bn-groups", "2"]
+
+
+def train_flags(args):
+    return config_flags(args) + [
+        "--data", DATA, "--steps", str(args.steps), "--crop-scale-min", "0.2", "--jitter-strength", "0.5",
+        "--optimizer", "lars", "--lr-scaling", "linear", "--seed", str(args.seed), "--log-every", "100",
+        "--checkpoint-every", "0"]
+
+
+def run(cmd, log_path, env=None):
+    """Run cmd with stdout+stderr appended to log_path; return wall seconds."""
+    print("$ " + " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    with open(log_path, "a") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"study.py: {cmd[0]} failed with status {proc.returncode}; see {log_path}")
+    return time.perf_counter() - t0
+
+
+class Evals:
+    """Evaluations in a background queue, one at a time, results in evals.json."""
+
+    def __init__(self, args):
+        self.args = args
+        self.path = os.path.join(args.out, "evals.json")
+        self.results = {}
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.results = json.load(f)
+        self.lock = threading.Lock()
+        self.queue = queue.Queue()
+        self.failed = []
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def key(self, side, step, protocol):
+        return f"{side}/{step}/{protocol}/{self.args.train_limit}/{self.args.test_limit}"
+
+    def submit(self, side, step, encoder):
+        for protocol in ("knn", "linear"):
+            if self.key(side, step, protocol) not in self.results:
+                self.queue.put((side, step, protocol, encoder))
+
+    def _work(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            side, step, protocol, encoder = item
+            cmd = ["nice", "-n", "19", self.args.simclr_ort, "eval", "--encoder", encoder, "--data", DATA,
+                   "--protocol", protocol, "--train-limit", str(self.args.train_limit),
+                   "--test-limit", str(self.args.test_limit), "--threads", "2", "--json"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                self.failed.append(f"{' '.join(cmd)}: status {proc.returncode}: {proc.stderr.strip()}")
+                continue
+            result = json.loads(proc.stdout)
+            result["wall_seconds"] = wall
+            with self.lock:
+                self.results[self.key(side, step, protocol)] = result
+                tmp = self.path + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump(self.results, f, indent=1, sort_keys=True)
+                os.replace(tmp, self.path)
+            print(f"eval {side} step {step} {protocol}: {100 * result['top1']:.2f}% ({wall:.0f} s)", flush=True)
+
+    def finish(self):
+        self.queue.put(None)
+        self.thread.join()
+        if self.failed:
+            sys.exit("study.py: evaluations failed:\n" + "\n".join(self.failed))
+
+    def top1(self, side, step, protocol):
+        r = self.results.get(self.key(side, step, protocol))
+        return None if r is None else r["top1"]
+
+
+def points(args):
+    return [0] + [round(args.steps * i / args.segments) for i in range(1, args.segments + 1)]
+
+
+def train_torch(args, evals, pts):
+    out = os.path.join(args.out, "torch")
+    os.makedirs(out, exist_ok=True)
+    summary = os.path.join(out, "summary.json")
+    if not os.path.exists(summary):
+        run(["/usr/bin/python3", os.path.join(HERE, "torch_reference.py"), "--steps", str(args.steps),
+             "--export-at", ",".join(map(str, pts)), "--out", out, "--seed", str(args.seed),
+             "--crop-scale-min", "0.2", "--jitter-strength", "0.5", "--workers", "2", "--threads", "2",
+             "--log-every", "100"], os.path.join(out, "train.log"))
+    with open(summary) as f:
+        s = json.load(f)
+    for p in pts:
+        evals.submit("reference", p, s["exports"][str(p)])
+    return s
+
+
+def train_ours(args, evals, pts):
+    out = os.path.join(args.out, "ours")
+    rundir = os.path.join(out, "run")
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "train.log")
+    timing_path = os.path.join(out, "timing.json")
+    timing = {}
+    if os.path.exists(timing_path):
+        with open(timing_path) as f:
+            timing = json.load(f)
+
+    def save_timing():
+        with open(timing_path, "w") as f:
+            json.dump(timing, f, indent=1)
+
+    encoder0 = os.path.join(out, "encoder-0.onnx")
+    if not os.path.exists(encoder0):
+        run([args.simclr_ort, "export", "--random-init", "--seed", str(args.seed), "--out", encoder0]
+            + config_flags(args), log)
+    evals.submit("ours", 0, encoder0)
+    for prev, cur in zip(pts, pts[1:]):
+        encoder = os.path.join(out, f"encoder-{cur}.onnx")
+        ckpt = os.path.join(out, f"checkpoint-{cur}.ckpt")
+        if not os.path.exists(encoder):
+            if not os.path.exists(ckpt):
+                where = ["--out", rundir] if prev == 0 else ["--resume", rundir]
+                if prev == 0 and os.path.exists(rundir):
+                    shutil.rmtree(rundir)  # a first segment that did not finish
+                timing[f"train_{prev}_{cur}"] = run(
+                    [args.simclr_ort, "train"] + where + train_flags(args) + ["--stop-after", str(cur - prev)],
+                    log)
+                save_timing()
+                shutil.copyfile(os.path.join(rundir, "checkpoint.ckpt"), ckpt)
+            run([args.simclr_ort, "export", "--checkpoint", ckpt, "--out", encoder], log)
+        evals.submit("ours", cur, encoder)
+    return timing
+
+
+def read_metrics(path, key="step"):
+    """Per-step records of a metrics.jsonl (the last record of each step wins)."""
+    records = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            records[r[key]] = r
+    return [records[k] for k in sorted(records)]
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def report(args, pts, evals, torch_summary, our_timing, total_wall):
+    ours = read_metrics(os.path.join(args.out, "ours", "run", "metrics.jsonl"))
+    ref = read_metrics(os.path.join(args.out, "torch", "metrics.jsonl"))
+    window = max(1, min(50, args.steps // 10))
+
+    def loss_near(records, step):
+        """Mean loss of the `window` steps before `step` (the steps that led to it)."""
+        return mean([r["loss"] for r in records if step - window <= r["step"] < step])
+
+    rows = []
+    for p in pts:
+        row = {"step": p}
+        for side in ("ours", "reference"):
+            for protocol in ("knn", "linear"):
+                row[f"{side}_{protocol}"] = evals.top1(side, p, protocol)
+        if p > 0:
+            row["ours_loss"] = loss_near(ours, p)
+            row["reference_loss"] = loss_near(ref, p)
+        rows.append(row)
+
+    def pct(x):
+        return "   -  " if x is None else f"{100 * x:6.2f}"
+
+    lines = [f"Fashion-MNIST study, seed {args.seed}, {args.steps} steps of batch 128, "
+             f"eval on {args.train_limit} train / {args.test_limit} test images",
+             f"{'step':>6} | {'ours kNN':>8} {'ref kNN':>8} | {'ours lin':>8} {'ref lin':>8} | "
+             f"{'ours loss':>9} {'ref loss':>9}  (loss: mean of the {window} steps before)"]
+    for r in rows:
+        losses = (f"{r['ours_loss']:9.4f} {r['reference_loss']:9.4f}" if r["step"] > 0
+                  else f"{'-':>9} {'-':>9}")
+        lines.append(f"{r['step']:>6} | {pct(r['ours_knn']):>8} {pct(r['reference_knn']):>8} | "
+                     f"{pct(r['ours_linear']):>8} {pct(r['reference_linear']):>8} | {losses}")
+    last = rows[-1]
+    diff = {}
+    for protocol in ("knn", "linear"):
+        a, b = last[f"ours_{protocol}"], last[f"reference_{protocol}"]
+        diff[protocol] = None if a is None or b is None else a - b
+    ours_train = sum(v for k, v in our_timing.items() if k.startswith("train_"))
+    ours_steps = sum(r["step_seconds"] for r in ours)
+    ref_steps = sum(r["step_seconds"] for r in ref)
+    lines.append(f"at step {pts[-1]}: ours - reference: kNN "
+                 + ("-" if diff["knn"] is None else f"{100 * diff['knn']:+.2f}")
+                 + " points, linear " + ("-" if diff["linear"] is None else f"{100 * diff['linear']:+.2f}")
+                 + " points")
+    lines.append(f"final step loss: ours {ours[-1]['loss']:.4f}, reference {ref[-1]['loss']:.4f}")
+    lines.append(f"training wall time: ours {ours_train:.0f} s over {len(our_timing)} invocations "
+                 f"(sum of step times {ours_steps:.0f} s, median step "
+                 f"{sorted(r['step_seconds'] for r in ours)[len(ours) // 2]:.3f} s); reference "
+                 f"{torch_summary['train_seconds']:.0f} s (sum of step times {ref_steps:.0f} s, median step "
+                 f"{sorted(r['step_seconds'] for r in ref)[len(ref) // 2]:.3f} s)")
+    lines.append(f"study wall time {total_wall:.0f} s (evaluations ran beside training at nice 19)")
+    text = "\n".join(lines)
+    print(text)
+    study = {"seed": args.seed, "steps": args.steps, "points": pts, "train_limit": args.train_limit,
+             "test_limit": args.test_limit, "table": rows, "difference_at_end": diff,
+             "loss_window": window,
+             "final_loss": {"ours": ours[-1]["loss"], "reference": ref[-1]["loss"]},
+             "wall_seconds": {"ours_train": ours_train, "ours_train_invocations": our_timing,
+                              "ours_step_sum": ours_steps, "reference_train": torch_summary["train_seconds"],
+                              "reference_step_sum": ref_steps, "study": total_wall},
+             "evals": evals.results, "text": text}
+    with open(os.path.join(args.out, "study.json"), "w") as f:
+        json.dump(study, f, indent=1)
+    print(f"wrote {os.path.join(args.out, 'study.json')}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=1500, help="training budget of both sides")
+    p.add_argument("--segments", type=int, default=3, help="evaluation points after step 0")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default="runs/study")
+    p.add_argument("--simclr-ort", default="simclr-ort", help="the simclr-ort binary")
+    p.add_argument("--train-limit", type=int, default=10000)
+    p.add_argument("--test-limit", type=int, default=2000)
+    p.add_argument("--only", choices=("ours", "reference"), help="train one side only")
+    args = p.parse_args()
+    if args.steps < args.segments:
+        p.error("--steps must be at least --segments")
+    args.simclr_ort = shutil.which(args.simclr_ort) or args.simclr_ort
+    os.makedirs(args.out, exist_ok=True)
+    pts = points(args)
+    start = time.perf_counter()
+    evals = Evals(args)
+    torch_summary, timing = None, {}
+    if args.only != "ours":
+        torch_summary = train_torch(args, evals, pts)
+    if args.only != "reference":
+        timing = train_ours(args, evals, pts)
+    evals.finish()
+    if torch_summary is not None and args.only is None:
+        report(args, pts, evals, torch_summary, timing, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
