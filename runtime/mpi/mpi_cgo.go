@@ -129,6 +129,10 @@ var (
 	sleepMax = 500 * time.Microsecond
 )
 
+// allreduceChunk is the most elements one MPI_Iallreduce of AllreduceSum
+// covers; longer buffers are split. A variable for the benchmarks.
+var allreduceChunk = 1 << 20
+
 // iallreduceAlgorithmVar selects Open MPI's MPI_Iallreduce algorithm.
 const iallreduceAlgorithmVar = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
 
@@ -313,9 +317,20 @@ func (e *engine) do(cl *call) error {
 		}
 		rc = C.simclr_ibcast(cl.buf, C.int(cl.n), bytes, C.int(cl.root), e.cs.coll, req)
 	case opAllreduceSum:
+		// In chunks, all in flight at once: Open MPI's ring needs
+		// scratch space the size of the buffer, which a chunk keeps in
+		// cache (see the package documentation for the figures).
 		fn = "MPI_Iallreduce"
 		e.pin.Pin(cl.buf)
-		rc = C.simclr_iallreduce_sum(cl.buf, C.int(cl.n), e.cs.coll, req)
+		nreq = max(1, (cl.n+allreduceChunk-1)/allreduceChunk)
+		e.growReqs(nreq)
+		for i := range nreq {
+			off := i * allreduceChunk
+			*at(e.reqs, i) = C.simclr_request_null()
+			if rc = C.simclr_iallreduce_sum(unsafe.Add(cl.buf, 4*off), C.int(min(allreduceChunk, cl.n-off)), e.cs.coll, at(e.reqs, i)); rc != C.MPI_SUCCESS {
+				break
+			}
+		}
 	case opAllgather:
 		fn = "MPI_Iallgather"
 		e.pin.Pin(cl.buf)
@@ -339,7 +354,7 @@ func (e *engine) do(cl *call) error {
 		panic(fmt.Sprintf("mpi: unknown collective %v", cl.op))
 	}
 	if rc != C.MPI_SUCCESS {
-		if cl.op != opAllreduceBuckets { // else earlier buckets are in flight
+		if cl.op != opAllreduceBuckets && cl.op != opAllreduceSum { // else earlier chunks are in flight
 			e.pin.Unpin()
 		}
 		return e.mpiError(rc, fn, fmt.Sprintf("%v #%d", cl.op, cl.seq))
