@@ -114,8 +114,10 @@ func (c *Comm) BroadcastBytes(buf []byte, root int) error {
 
 // AllreduceSum replaces buf, on every rank, by the element-wise sum of every
 // rank's buf. Every rank must pass the same length. The sum is computed in
-// float32; every rank gets bit-identical results (Open MPI reduces in a
-// fixed order for a given size and length).
+// float32. With Open MPI's ring algorithm, which Init selects, each element
+// is summed once and the result sent to every rank, so all ranks get the
+// same bits, in the same order from run to run; MPI itself does not
+// promise it, and the exactness tests use integer-valued floats.
 func (c *Comm) AllreduceSum(buf []float32) error {
 	return c.collective(call{op: opAllreduceSum, dtype: float32Type, buf: slicePtr(buf), n: len(buf)})
 }
