@@ -58,6 +58,8 @@ type stepReport struct {
 	ORTVersion     string    `json:"ort_version"`
 	Parameters     int64     `json:"parameters"`
 	Pairs          int       `json:"pairs"`
+	InputBytes     int64     `json:"input_bytes"`
+	OutputBytes    int64     `json:"output_bytes"`
 	SessionSeconds float64   `json:"session_seconds"`
 	WarmupSeconds  []float64 `json:"warmup_seconds"`
 	RunSeconds     []float64 `json:"run_seconds"`
@@ -107,6 +109,16 @@ func runStep(ctx context.Context, o stepOptions) error {
 	}
 	defer md.Close()
 	rep.SessionSeconds = time.Since(t0).Seconds()
+	rep.InputBytes = 4 * int64(len(md.Views))
+	for i := range md.Params {
+		rep.InputBytes += 4 * int64(len(md.Params[i]))
+		rep.OutputBytes += 4 * int64(len(md.Grads[i]))
+	}
+	for i := range md.Buffers {
+		rep.InputBytes += 4 * int64(len(md.Buffers[i]))
+		rep.OutputBytes += 4 * int64(len(md.NewBuffers[i]))
+	}
+	rep.OutputBytes += 4
 	r := rand.New(rand.NewPCG(o.seed, 0))
 	md.Initialize(r)
 	for i := range md.Views {

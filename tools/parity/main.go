@@ -74,7 +74,11 @@ func main() {
 	flag.Parse()
 	if *gpu {
 		cases = gpuCases
-		referenceArgs = []string{"--device", "cuda:" + fmt.Sprint(provider.DeviceID), "--gate", "float32", "--loss-tol", "1e-4", "--tensor-tol", "1e-2"}
+		device := "cpu" // -ep cpu: to try the GPU cases without a GPU
+		if provider.Provider == "cuda" {
+			device = "cuda:" + fmt.Sprint(provider.DeviceID)
+		}
+		referenceArgs = []string{"--device", device, "--gate", "float32", "--loss-tol", "1e-4", "--tensor-tol", "1e-2"}
 	}
 	if err := run(*keep, *python, *ortLib, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "parity:", err)
