@@ -1,7 +1,9 @@
 package ort
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,6 +88,17 @@ func appendCUDA(so *onnxruntime.SessionOptions, device int, c CUDAOptions) error
 	d, err := cudaPluginDevice(device, c.ProviderLibrary)
 	if err == nil {
 		err = appendEpDevice(so, d, options)
+		if err != nil {
+			// The device already names the GPU; a provider that refuses
+			// device_id beside it gets the options without it.
+			without := maps.Clone(options)
+			delete(without, "device_id")
+			if err2 := appendEpDevice(so, d, without); err2 == nil {
+				err = nil
+			} else {
+				err = errors.Join(err, err2)
+			}
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("ort: no CUDA execution provider on device %d (built into the core library: %v; as a provider library: %w)", device, builtinErr, err)

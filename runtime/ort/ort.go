@@ -92,7 +92,7 @@ func Init(libraryPath string) error {
 	initOnce.Do(func() {
 		initPath = path
 		onnxruntime.SetSharedLibraryPath(path)
-		if err := onnxruntime.InitializeEnvironment(onnxruntime.WithLogLevelError()); err != nil {
+		if err := onnxruntime.InitializeEnvironment(logLevel()); err != nil {
 			initErr = fmt.Errorf("ort: load ONNX Runtime from %s: %w; %s", path, err, GetLibraryHelp)
 		}
 	})
@@ -100,6 +100,23 @@ func Init(libraryPath string) error {
 		return fmt.Errorf("ort: ONNX Runtime already loaded from %s, cannot switch to %s in one process", initPath, path)
 	}
 	return initErr
+}
+
+// LogEnv is the environment variable that raises ONNX Runtime's log level
+// (warning, info or verbose; default error): warnings say, for example,
+// which nodes an execution provider left to the CPU.
+const LogEnv = "SIMCLR_ORT_LOG"
+
+func logLevel() onnxruntime.EnvironmentOption {
+	switch os.Getenv(LogEnv) {
+	case "warning":
+		return onnxruntime.WithLogLevelWarning()
+	case "info":
+		return onnxruntime.WithLogLevelInfo()
+	case "verbose":
+		return onnxruntime.WithLogLevelVerbose()
+	}
+	return onnxruntime.WithLogLevelError()
 }
 
 // Version is the loaded ONNX Runtime's version string.

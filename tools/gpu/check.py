@@ -196,6 +196,7 @@ def main():
 
     # 1. probe each BatchNorm lowering on the provider
     lowerings = []
+    r.env["SIMCLR_ORT_LOG"] = "warning"  # the probes log which nodes stay on the CPU
     for lowering in ("onnx", "primitive"):
         rc, out, err, _ = r.sh(f"probe-{lowering}", [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--steps", "2"]
                                + config_flags({"arch": "resnet18", "stem": "cifar", "image_size": 32, "pairs": 8}, lowering))
@@ -203,6 +204,7 @@ def main():
         r.results["steps"][f"probe-{lowering}"] = "ok" if ok else (err.strip().splitlines() or ["failed"])[-1][:2000]
         if ok:
             lowerings.append(lowering)
+    del r.env["SIMCLR_ORT_LOG"]
     if not lowerings:
         print("the CUDA provider ran no training step; see logs/probe-*.log", flush=True)
         write(r)
