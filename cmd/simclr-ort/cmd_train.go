@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/runtime/mpi"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/simclr-ort/simclr-ort/runtime/train"
 	"github.com/spf13/pflag"
@@ -21,6 +22,8 @@ type trainOptions struct {
 func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	var o trainOptions
 	addConfigFlags(fs, &o.Config)
+	fs.Lookup("batch-size").Usage = "images per batch and process (each gives two views); under mpirun -np W the global batch, which scales the learning rate, is W times this"
+	fs.IntVar(&o.Config.Shards, "shards", 1, "BatchNorm shards of one process's batch: the batch computed as that many data-parallel ranks would (--batch-size 2n --shards 2 equals mpirun -np 2 ... --batch-size n)")
 	fs.StringVar(&o.Data, "data", "", "dataset: an image folder (root/class/image), fmnist:DIR, mnist:DIR or cifar10:DIR")
 	fs.IntVar(&o.Epochs, "epochs", 100, "epochs to train (ignored when --steps is set)")
 	fs.IntVar(&o.Steps, "steps", 0, "steps to train in all (overrides --epochs)")
@@ -69,17 +72,36 @@ func runTrain(ctx context.Context, o trainOptions) error {
 		o.Augment.JitterStrength = -1 // --jitter-strength 0 turns jitter off
 	}
 	o.Version = gen.ProducerVersion
+	comm, err := worldComm()
+	if err != nil {
+		return err
+	}
+	o.Comm = comm
 	res, err := train.Run(ctx, o.Options)
-	if res != nil && len(res.Losses) > 0 {
+	if comm.Size() > 1 && err != nil && !errors.Is(err, context.Canceled) {
+		// The other ranks may wait in a collective for this one: end the
+		// whole job now rather than after their timeout.
+		code := 1
+		var ue usageError
+		if errors.As(err, &ue) {
+			code = 2
+		}
+		comm.Abort(code, "simclr-ort: "+err.Error())
+	}
+	if ferr := comm.Finalize(); ferr != nil && !errors.Is(ferr, mpi.ErrFinalized) && err == nil {
+		err = ferr
+	}
+	if comm.Rank() == 0 && res != nil && len(res.Losses) > 0 {
 		n := min(20, len(res.Losses))
 		var tail float64
 		for _, l := range res.Losses[len(res.Losses)-n:] {
 			tail += l
 		}
-		pairs := float64(len(res.Losses) * o.Config.Pairs)
+		global := o.Config.Pairs * comm.Size()
+		pairs := float64(len(res.Losses) * global)
 		fmt.Printf("trained steps %d-%d in %.1f s (%.1f pairs/s): first loss %.4f, mean of the last %d %.4f (ln(2N-1) = %.4f); checkpoint %s\n",
 			res.FirstStep, res.Steps, res.Wall.Seconds(), pairs/res.Wall.Seconds(), res.Losses[0], n, tail/float64(n),
-			math.Log(float64(2*o.Config.Pairs-1)), res.Checkpoint)
+			math.Log(float64(2*global-1)), res.Checkpoint)
 	}
 	if errors.Is(err, context.Canceled) && res != nil && res.Checkpoint != "" {
 		return fmt.Errorf("interrupted after step %d; checkpoint written to %s; continue with --resume %s: %w", res.Steps, res.Checkpoint, o.OutDir, err)

@@ -169,6 +169,7 @@ var configFlags = []struct {
 	{"--temperature", func(c graphs.Config) string { return fmt.Sprint(c.Temperature) }},
 	{"--bn-groups", func(c graphs.Config) string { return fmt.Sprint(c.BNGroups) }},
 	{"--bn-lowering", func(c graphs.Config) string { return c.BNLowering }},
+	{"--shards", func(c graphs.Config) string { return fmt.Sprint(c.ShardCount()) }},
 }
 
 // Compatible returns nil when ck can resume a run of the graphs with

@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/augment"
@@ -21,9 +23,9 @@ import (
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"github.com/simclr-ort/simclr-ort/runtime/metrics"
+	"github.com/simclr-ort/simclr-ort/runtime/mpi"
 	"github.com/simclr-ort/simclr-ort/runtime/optim"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
-	"github.com/simclr-ort/simclr-ort/runtime/step"
 )
 
 // CheckpointFile is the checkpoint's name inside the run directory.
@@ -85,6 +87,10 @@ type Options struct {
 	Out io.Writer
 	// Version is recorded in checkpoints.
 	Version string
+	// Comm is the MPI world (mpi.Init): with more than one rank, this
+	// process is one rank of a data-parallel run and Config.Pairs is its
+	// share of the global batch. nil means a single process.
+	Comm *mpi.Comm
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -105,16 +111,38 @@ type Result struct {
 
 // Run trains until the step budget is spent or ctx is cancelled; on
 // cancellation it writes a checkpoint and returns ctx.Err().
+//
+// With o.Comm of more than one rank, Run is one rank of a data-parallel
+// run (see runtime/dist): o.Config.Pairs is this process's batch, the
+// global batch is Comm.Size() times it, rank 0 initialises the weights and
+// writes metrics and checkpoints, and an interruption of any rank stops all
+// of them at the same step.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	cfg := o.Config.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	world, rank := 1, 0
+	if o.Comm != nil {
+		world, rank = o.Comm.Size(), o.Comm.Rank()
+	}
+	if world > 1 && cfg.ShardCount() > 1 {
+		return nil, fmt.Errorf("train: --shards %d emulates data-parallel ranks in one process; under mpirun each of the %d processes is one shard already, drop --shards", cfg.Shards, world)
 	}
 	if o.OutDir == "" {
 		return nil, errors.New("train: no run directory; pass --out RUNDIR")
 	}
 	if o.Out == nil {
 		o.Out = os.Stdout
+	}
+	if rank != 0 {
+		o.Out = io.Discard
+	}
+	// global is the configuration of the whole step: the single graph, or
+	// what the ranks compute together.
+	global := cfg
+	if world > 1 {
+		global.Pairs, global.Shards = cfg.Pairs*world, world
 	}
 	ds, err := data.Open(o.Data, data.Train)
 	if err != nil {
@@ -123,12 +151,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if ds.Len() == 0 {
 		return nil, fmt.Errorf("train: dataset %s is empty; point --data at a folder of class folders with images, or an idx/CIFAR directory", o.Data)
 	}
-	if ds.Len() < cfg.Pairs {
+	if ds.Len() < global.Pairs {
+		if world > 1 {
+			return nil, fmt.Errorf("train: the global batch of %d processes x %d images = %d is larger than the dataset %s (%d images); lower --batch-size or launch at most %d processes",
+				world, cfg.Pairs, global.Pairs, o.Data, ds.Len(), ds.Len()/cfg.Pairs)
+		}
 		return nil, fmt.Errorf("train: batch of %d images is larger than the dataset %s (%d images); lower --batch-size", cfg.Pairs, o.Data, ds.Len())
+	}
+	threads, workers := o.Threads, o.Workers
+	if world > 1 {
+		threads, workers = perProcess(threads, world), perProcess(workers, world)
 	}
 	aug := o.Augment
 	aug.Size = cfg.ImageSize
-	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: cfg.Pairs, Workers: o.Workers, Seed: o.Seed, Augment: aug})
+	// Every rank loads the global batch and keeps its block, so that each
+	// image's views come from its global position exactly as in one
+	// process (see the package documentation).
+	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: global.Pairs, Workers: workers, Seed: o.Seed, Augment: aug})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -142,7 +181,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		total = epochs * perEpoch
 	}
-	sched, err := schedule(o, cfg.Pairs, perEpoch, total)
+	sched, err := schedule(o, global.Pairs, perEpoch, total)
 	if err != nil {
 		return nil, err
 	}
@@ -150,31 +189,43 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := ort.Init(o.ORTLib); err != nil {
 		return nil, err
 	}
-	m, trainGraph, err := graphsFor(cfg)
+	ortOpts := ort.Options{IntraOpThreads: threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA}
+	var eng engine
+	if world > 1 {
+		eng, err = newDistEngine(o.Comm, cfg, aug.Size, ortOpts)
+	} else {
+		eng, err = newSingleEngine(cfg, ortOpts)
+	}
 	if err != nil {
 		return nil, err
 	}
-	md, err := step.New(m, trainGraph, ort.Options{IntraOpThreads: o.Threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA})
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	defer md.Close()
+	defer eng.close()
+	m := eng.manifest()
 	opt, err := optimizer(o, m)
 	if err != nil {
 		return nil, err
 	}
+	if world > 1 {
+		fmt.Fprintf(o.Out, "%d processes x %d pairs = global batch %d (%s), %d ONNX Runtime threads and %d data workers per process; learning rate for batch %d\n",
+			world, cfg.Pairs, global.Pairs, strings.SplitN(o.Comm.Library(), ",", 2)[0], max(threads, 1), workers, global.Pairs)
+	}
 
-	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("train: create run directory: %w", err)
+	if rank == 0 {
+		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+			return nil, fmt.Errorf("train: create run directory: %w", err)
+		}
 	}
 	ckptPath := filepath.Join(o.OutDir, CheckpointFile)
 	res := &Result{}
 	if o.Resume {
-		ck, err := checkpoint.Load(ckptPath)
+		ck, err := eng.loadCheckpoint(ckptPath)
 		if err != nil {
 			return nil, fmt.Errorf("train: resume %s: %w", o.OutDir, err)
 		}
-		if err := checkpoint.Compatible(ck, m.Identity(), cfg); err != nil {
+		if err := checkWorld(ck, global, world); err != nil {
+			return nil, fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+		}
+		if err := checkpoint.Compatible(ck, m.Identity(), global); err != nil {
 			return nil, fmt.Errorf("train: resume %s: %w", o.OutDir, err)
 		}
 		if err := ck.CheckSchedule(sched); err != nil {
@@ -183,7 +234,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if ck.Seed != o.Seed {
 			return nil, fmt.Errorf("train: resume %s: the run used --seed %d, not %d; resume with the same seed", o.OutDir, ck.Seed, o.Seed)
 		}
-		if err := ck.Restore(m, md.Params, md.Buffers); err != nil {
+		if err := ck.Restore(m, eng.params(), eng.buffers()); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		if err := opt.SetState(ck.Optimizer); err != nil {
@@ -192,34 +243,42 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.FirstStep = ck.Step
 		res.Checkpoint = ckptPath
 	} else {
-		if _, err := os.Stat(ckptPath); err == nil {
+		if _, err := os.Stat(ckptPath); err == nil && rank == 0 {
 			return nil, fmt.Errorf("train: %s already holds a checkpoint; continue it with --resume, or choose a new --out", o.OutDir)
 		}
-		md.Initialize(rand.New(rand.NewPCG(o.Seed, 0x51c1)))
+		if err := eng.initialize(rand.New(rand.NewPCG(o.Seed, 0x51c1))); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
 	}
 	res.Steps = res.FirstStep
 	if res.Steps >= int64(total) {
 		return res, nil
 	}
 
-	rep, err := metrics.New(metrics.Options{
-		Run:         metrics.RunInfo{Arch: cfg.Arch, Stem: cfg.Stem, ImageSize: cfg.ImageSize, BatchSize: cfg.Pairs, EP: providerName(o.Provider)},
-		RunDir:      o.OutDir,
-		MetricsAddr: o.MetricsAddr,
-		Out:         o.Out,
-		LogEvery:    o.LogEvery, StepsPerEpoch: perEpoch, Epochs: (total + perEpoch - 1) / perEpoch,
-		TotalSteps: int64(total),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	defer rep.Close()
-	if addr := rep.MetricsURL(); addr != "" {
-		fmt.Fprintf(o.Out, "Prometheus metrics at %s\n", addr)
+	var rep *metrics.Reporter
+	if rank == 0 {
+		rep, err = metrics.New(metrics.Options{
+			Run:         metrics.RunInfo{Arch: cfg.Arch, Stem: cfg.Stem, ImageSize: cfg.ImageSize, BatchSize: global.Pairs, EP: providerName(o.Provider)},
+			RunDir:      o.OutDir,
+			MetricsAddr: o.MetricsAddr,
+			Out:         o.Out,
+			LogEvery:    o.LogEvery, StepsPerEpoch: perEpoch, Epochs: (total + perEpoch - 1) / perEpoch,
+			TotalSteps: int64(total),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		defer rep.Close()
+		if addr := rep.MetricsURL(); addr != "" {
+			fmt.Fprintf(o.Out, "Prometheus metrics at %s\n", addr)
+		}
 	}
 
 	save := func(stepsDone int64) error {
-		ck, err := checkpoint.New(m, md.Params, md.Buffers, opt.State())
+		if rank != 0 {
+			return nil
+		}
+		ck, err := checkpoint.New(m, eng.params(), eng.buffers(), opt.State())
 		if err != nil {
 			return err
 		}
@@ -227,7 +286,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		ck.Epoch, ck.StepInEpoch = int(stepsDone)/perEpoch, int(stepsDone)%perEpoch
 		ck.Seed = o.Seed
 		ck.Schedule = sched
-		ck.Meta = map[string]string{"version": o.Version, "data": o.Data, "optimizer": opt.State().Kind}
+		ck.Meta = map[string]string{"version": o.Version, "data": o.Data, "optimizer": opt.State().Kind,
+			"world": strconv.Itoa(world), "pairs_per_process": strconv.Itoa(cfg.Pairs)}
 		if err := checkpoint.Save(ckptPath, ck); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
@@ -235,44 +295,61 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil
 	}
 
-	loader.Start(ctx, res.Steps)
+	if world > 1 {
+		// An interruption ends the run at a step all ranks agree on (the
+		// stop flag of dist.Step.Run), so the loader must keep feeding
+		// this rank until then.
+		loader.Start(context.WithoutCancel(ctx), res.Steps)
+	} else {
+		loader.Start(ctx, res.Steps)
+	}
 	start := time.Now()
 	last := start
 	end := int64(total)
 	if o.StopAfter > 0 {
 		end = min(end, res.FirstStep+int64(o.StopAfter))
 	}
+	stopped := false // another rank was interrupted
 	for res.Steps < end {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && world == 1 {
 			break
 		}
 		batch, err := loader.Next()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && world == 1 {
 				break
 			}
 			return res, fmt.Errorf("train: step %d: %w", res.Steps, err)
 		}
-		copy(md.Views, batch.Data)
+		eng.load(batch.Data)
 		wait := batch.Wait
 		batch.Release()
-		loss, err := md.Run()
+		loss, stopAll, err := eng.run(ctx.Err() != nil)
+		if err != nil && isCommError(err) {
+			return res, fmt.Errorf("train: step %d: %w; the last checkpoint (%s) is intact", res.Steps, err, lastCheckpoint(res))
+		}
 		if err != nil {
 			return res, fmt.Errorf("train: step %d diverged (%v); nothing was saved after the last checkpoint (%s); lower the learning rate or check the data", res.Steps, err, lastCheckpoint(res))
 		}
 		lr := sched.LR(int(res.Steps))
-		opt.Step(lr, md.Params, md.Grads)
-		md.CommitRunningStats()
+		opt.Step(lr, eng.params(), eng.grads())
+		eng.commit()
 		now := time.Now()
 		elapsed := now.Sub(last).Seconds()
 		last = now
 		res.Losses = append(res.Losses, float64(loss))
 		skipped := loader.Stats().Skipped
-		if err := rep.Report(metrics.Step{Step: res.Steps, Epoch: int(res.Steps) / perEpoch, Loss: float64(loss), LR: lr,
-			StepSeconds: elapsed, DataWaitSeconds: wait.Seconds(), ImagesPerSecond: float64(cfg.Pairs) / elapsed, SkippedImages: skipped}); err != nil {
-			return res, fmt.Errorf("train: %w", err)
+		if rep != nil {
+			if err := rep.Report(metrics.Step{Step: res.Steps, Epoch: int(res.Steps) / perEpoch, Loss: float64(loss), LR: lr,
+				StepSeconds: elapsed, DataWaitSeconds: wait.Seconds(), ImagesPerSecond: float64(global.Pairs) / elapsed, SkippedImages: skipped}); err != nil {
+				return res, fmt.Errorf("train: %w", err)
+			}
 		}
 		res.Steps++
+		if stopAll {
+			stopped = ctx.Err() == nil
+			break
+		}
 		if o.CheckpointEvery > 0 && res.Steps%int64(perEpoch*o.CheckpointEvery) == 0 && res.Steps < int64(total) {
 			if err := save(res.Steps); err != nil {
 				return res, err
@@ -289,6 +366,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
+	}
+	if stopped {
+		return res, fmt.Errorf("train: another rank was interrupted; rank 0 saved the checkpoint: %w", context.Canceled)
 	}
 	return res, nil
 }
