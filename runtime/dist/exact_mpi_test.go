@@ -1,0 +1,169 @@
+//go:build mpi
+
+// TestExactAgainstShardedGraph starts internal/disttest under mpirun:
+//
+//	go test -tags mpi ./runtime/dist
+//
+// It needs Open MPI (Debian: libopenmpi-dev openmpi-bin) and ONNX Runtime,
+// and skips, saying so, without them.
+
+package dist_test
+
+import (
+	"encoding/gob"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
+	"github.com/simclr-ort/simclr-ort/runtime/dist"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
+	"github.com/simclr-ort/simclr-ort/runtime/step"
+)
+
+// The tolerances: W ranks of n pairs against one process of Wn
+// pairs in W BatchNorm shards.
+const (
+	tolLoss  = 1e-5 // relative
+	tolGrad  = 1e-4 // relative L2, per tensor
+	tolStats = 1e-5 // relative L2, per tensor
+)
+
+// result mirrors internal/disttest's Result.
+type result struct {
+	World             int
+	Views             []float32
+	Params, Buffers   [][]float32
+	Loss              float32
+	Grads, NewBuffers [][]float32
+	LossesAgree       bool
+	MallocsPerStep    uint64
+	StopAllWhenAsked  bool
+}
+
+func buildDisttest(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin), then go test -tags mpi ./runtime/dist")
+	}
+	gradcheck.InitORT(t)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "disttest")
+	if out, err := exec.Command(goBin, "build", "-tags", "mpi", "-o", bin, "./internal/disttest").CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags mpi ./internal/disttest: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestExactAgainstShardedGraph(t *testing.T) {
+	bin := buildDisttest(t)
+	for _, c := range []struct {
+		np, pairs, size int
+		stem            string
+	}{
+		{2, 2, 8, "cifar"},
+		{2, 4, 16, "imagenet"},
+		{3, 2, 8, "cifar"},
+	} {
+		t.Run(fmt.Sprintf("np%d-n%d-%s%d", c.np, c.pairs, c.stem, c.size), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "result.gob")
+			start := time.Now()
+			cmd := exec.Command("mpirun", "--oversubscribe", "-np", strconv.Itoa(c.np), bin,
+				"-stem", c.stem, "-size", strconv.Itoa(c.size), "-pairs", strconv.Itoa(c.pairs), "-out", out)
+			cmd.Env = append(os.Environ(), "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("mpirun: %v\n%s", err, b)
+			}
+			t.Logf("mpirun -np %d: %v", c.np, time.Since(start).Round(time.Millisecond))
+			var got result
+			f, err := os.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := gob.NewDecoder(f).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if !got.LossesAgree {
+				t.Error("the ranks computed different losses")
+			}
+			if !got.StopAllWhenAsked {
+				t.Error("the last rank's stop wish did not reach rank 0")
+			}
+			t.Logf("heap allocations in one later step on rank 0: %d", got.MallocsPerStep)
+
+			cfg := graphs.Config{Arch: "resnet18", Stem: c.stem, ImageSize: c.size, Pairs: c.pairs * c.np, ProjectionDim: 16, Shards: c.np}
+			b, err := gen.Build(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md, err := step.New(b.Manifest, b.Train, ort.Options{IntraOpThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer md.Close()
+			for i := range md.Params {
+				copy(md.Params[i], got.Params[i])
+			}
+			for i := range md.Buffers {
+				copy(md.Buffers[i], got.Buffers[i])
+			}
+			viewLen := 3 * c.size * c.size
+			block := len(got.Views) / c.np
+			for s := range c.np {
+				dist.CopyShard(md.Views[s*block:(s+1)*block], got.Views, viewLen, c.np, s)
+			}
+			loss, err := md.Run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := math.Abs(float64(got.Loss-loss)) / math.Abs(float64(loss)); d > tolLoss {
+				t.Errorf("loss: %d ranks %v, one process %v: relative difference %.3g > %g", c.np, got.Loss, loss, d, tolLoss)
+			} else {
+				t.Logf("loss %v vs %v: relative difference %.3g", got.Loss, loss, d)
+			}
+			worst, worstName := 0.0, ""
+			for i, p := range b.Manifest.Params {
+				d := relL2(got.Grads[i], md.Grads[i])
+				if d > worst {
+					worst, worstName = d, p.Name
+				}
+				if d > tolGrad {
+					t.Errorf("gradient of %s: relative L2 difference %.3g > %g", p.Name, d, tolGrad)
+				}
+			}
+			t.Logf("gradients: worst relative L2 difference %.3g (%s)", worst, worstName)
+			worst = 0
+			for i, bf := range b.Manifest.Buffers {
+				d := relL2(got.NewBuffers[i], md.NewBuffers[i])
+				worst = max(worst, d)
+				if d > tolStats {
+					t.Errorf("running statistic %s: relative L2 difference %.3g > %g", bf.Name, d, tolStats)
+				}
+			}
+			t.Logf("running statistics: worst relative L2 difference %.3g", worst)
+		})
+	}
+}
+
+// relL2 is ‖got - want‖₂ / ‖want‖₂ in float64.
+func relL2(got, want []float32) float64 {
+	var d2, w2 float64
+	for i := range want {
+		d := float64(got[i]) - float64(want[i])
+		d2 += d * d
+		w2 += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(d2 / math.Max(w2, 1e-300))
+}
