@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
@@ -17,6 +18,7 @@ type trainOptions struct {
 	train.Options
 	resume       string
 	cropScaleMin float64
+	mpiTimeout   time.Duration
 }
 
 func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -48,6 +50,7 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.StringVar(&o.ORTLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	fs.IntVar(&o.LogEvery, "log-every", 50, "log a line every this many steps")
+	fs.DurationVar(&o.mpiTimeout, "mpi-timeout", 45*time.Second, "under mpirun: how long a process waits for the others in a collective before the job ends with an error naming the silent rank (a hung or stopped rank); more than the slowest rank lags behind, e.g. while rank 0 writes a checkpoint")
 	return func(ctx context.Context) error { return runTrain(ctx, o) }
 }
 
@@ -77,6 +80,7 @@ func runTrain(ctx context.Context, o trainOptions) error {
 		return err
 	}
 	o.Comm = comm
+	comm.SetTimeout(o.mpiTimeout)
 	res, err := train.Run(ctx, o.Options)
 	if comm.Size() > 1 && err != nil && !errors.Is(err, context.Canceled) {
 		// The other ranks may wait in a collective for this one: end the

@@ -1,0 +1,265 @@
+//go:build mpi
+
+// These tests run `simclr-ort train` under mpirun, the test binary standing
+// in for simclr-ort (TestHelperProcess):
+//
+//	go test -tags mpi ./cmd/simclr-ort
+//
+// They need Open MPI (Debian: libopenmpi-dev openmpi-bin) and ONNX Runtime
+// and skip, saying so, without them.
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
+	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
+)
+
+// tolTrackLoss bounds the relative difference of per-step losses between
+// two ranks and one process of both ranks' pairs in two BatchNorm shards.
+const tolTrackLoss = 1e-5
+
+func needMPI(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin), then go test -tags mpi ./cmd/simclr-ort")
+	}
+	gradcheck.InitORT(t)
+}
+
+// smallFolder writes 2 classes of 12 distinct 12x12 PNG images.
+func smallFolder(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	for c := range 2 {
+		dir := filepath.Join(data, fmt.Sprintf("class%d", c))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 12 {
+			img := image.NewNRGBA(image.Rect(0, 0, 12, 12))
+			for p := range img.Pix {
+				img.Pix[p] = uint8(p*7 + i*31 + c*90 + p*p*i%13)
+			}
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%d.png", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			png.Encode(f, img)
+			f.Close()
+		}
+	}
+	return data
+}
+
+func trainArgs(data, out string, extra ...string) []string {
+	return append([]string{"train", "--data", "folder:" + data, "--arch", "resnet18", "--stem", "cifar", "--image-size", "12",
+		"--projection-dim", "8", "--log-every", "1", "--threads", "1", "--workers", "1", "--seed", "5", "--out", out}, extra...)
+}
+
+// mpirunCmd is mpirun -np np of this test binary running args.
+func mpirunCmd(np int, args []string) *exec.Cmd {
+	cmd := exec.Command("mpirun", "--oversubscribe", "-np", strconv.Itoa(np), os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+		"SIMCLR_HELPER_PROCESS=1", "SIMCLR_HELPER_ARGS="+strings.Join(args, "\n"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// losses reads the per-step losses of a run's metrics.jsonl.
+func losses(t *testing.T, dir string) map[int64]float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]float64{}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var r struct {
+			Step int64   `json:"step"`
+			Loss float64 `json:"loss"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("metrics.jsonl: %v", err)
+		}
+		out[r.Step] = r.Loss
+	}
+	return out
+}
+
+// TestMPITrainTracksShardedProcess: two ranks of 4 pairs train with the
+// same per-step losses as one process of 8 pairs in 2 BatchNorm shards;
+// the two-rank checkpoint resumes in one process with --shards 2 and is
+// refused, naming the launch that fits, with another world size.
+func TestMPITrainTracksShardedProcess(t *testing.T) {
+	needMPI(t)
+	data := smallFolder(t)
+	two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
+	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mpirun -np 2 train: %v\n%s", err, b)
+	}
+	if code := run(context.Background(), trainArgs(data, one, "--batch-size", "8", "--shards", "2", "--steps", "6")); code != 0 {
+		t.Fatalf("train --shards 2 exited %d", code)
+	}
+
+	// Another world size: refused by the ranks and by one process without
+	// shards.
+	cmd = mpirunCmd(3, trainArgs(data, "", "--resume", two, "--batch-size", "4", "--steps", "6"))
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "mpirun -np 2 ... --batch-size 4") {
+		t.Errorf("resume with 3 ranks: %v, want an error naming mpirun -np 2 ... --batch-size 4:\n%s", err, b)
+	}
+	// The one-process equivalent continues the two-rank run.
+	if code := run(context.Background(), trainArgs(data, "", "--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6")); code != 0 {
+		t.Fatalf("resume of the two-rank run with --batch-size 8 --shards 2 exited %d", code)
+	}
+
+	got, want := losses(t, two), losses(t, one)
+	if len(want) != 6 || len(got) != 6 {
+		t.Fatalf("%d and %d steps in metrics.jsonl, want 6", len(got), len(want))
+	}
+	for s := range int64(6) {
+		d := math.Abs(got[s]-want[s]) / want[s]
+		if d > tolTrackLoss {
+			t.Errorf("step %d: loss %v (2 ranks, resumed in one process from step 4) vs %v (one process): relative difference %.3g > %g", s, got[s], want[s], d, tolTrackLoss)
+		}
+	}
+}
+
+// TestMPIBadLaunches: more ranks than the data allows, a per-rank batch
+// together with --shards.
+func TestMPIBadLaunches(t *testing.T) {
+	needMPI(t)
+	data := smallFolder(t)
+	for _, c := range []struct {
+		name string
+		np   int
+		args []string
+		want string
+	}{
+		{"more ranks than the data allows", 3, []string{"--batch-size", "10", "--steps", "2"}, "global batch of 3 processes x 10 images = 30 is larger than the dataset"},
+		{"shards under mpirun", 2, []string{"--batch-size", "4", "--shards", "2", "--steps", "2"}, "drop --shards"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := mpirunCmd(c.np, trainArgs(data, filepath.Join(t.TempDir(), "run"), c.args...))
+			b, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(b), c.want) {
+				t.Errorf("%v, want a failure saying %q:\n%s", err, c.want, b)
+			}
+		})
+	}
+}
+
+// TestMPIFaultyRank kills (SIGKILL) or stops (SIGSTOP) rank 1 in the middle
+// of a run: the job must end with an error within 60 s and leave rank 0's
+// last checkpoint intact.
+func TestMPIFaultyRank(t *testing.T) {
+	needMPI(t)
+	data := smallFolder(t)
+	for _, c := range []struct {
+		sig  syscall.Signal
+		want string
+	}{
+		{syscall.SIGKILL, "rank 1"},
+		{syscall.SIGSTOP, "rank 1"},
+	} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			// 24 images / 8 per global batch: a checkpoint every 3 steps.
+			cmd := mpirunCmd(2, trainArgs(data, out, "--batch-size", "4", "--steps", "100000", "--mpi-timeout", "10s"))
+			var errOut bytes.Buffer
+			cmd.Stderr = &errOut
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			lines := bufio.NewScanner(stdout)
+			steps := 0
+			for lines.Scan() && steps < 5 {
+				if strings.Contains(lines.Text(), "Step [") {
+					steps++
+				}
+			}
+			go func() {
+				for lines.Scan() {
+				}
+			}()
+			if steps < 5 {
+				t.Fatalf("the run printed %d step lines before ending:\n%s", steps, errOut.String())
+			}
+			pid := rankPID(t, cmd.Process.Pid, 1)
+			killed := time.Now()
+			if err := syscall.Kill(pid, c.sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the job still runs 60 s after %v of rank 1:\n%s", c.sig, errOut.String())
+			}
+			if c.sig == syscall.SIGSTOP {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Logf("%v of rank 1: mpirun exited after %v (%v); stderr:\n%s", c.sig, time.Since(killed).Round(100*time.Millisecond), err, errOut.String())
+			if err == nil {
+				t.Error("mpirun exited with status 0")
+			}
+			if !strings.Contains(errOut.String(), c.want) {
+				t.Errorf("stderr does not name %q", c.want)
+			}
+			ck, err := checkpoint.Load(filepath.Join(out, "checkpoint.ckpt"))
+			if err != nil {
+				t.Fatalf("no intact checkpoint: %v", err)
+			}
+			t.Logf("checkpoint intact at step %d", ck.Step)
+		})
+	}
+}
+
+// rankPID finds the process of the given rank among mpirun's children by
+// its OMPI_COMM_WORLD_RANK.
+func rankPID(t *testing.T, mpirun, rank int) int {
+	t.Helper()
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", mpirun, mpirun))
+	if err != nil {
+		t.Fatalf("children of mpirun: %v", err)
+	}
+	for _, f := range strings.Fields(string(children)) {
+		pid, _ := strconv.Atoi(f)
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if string(kv) == "OMPI_COMM_WORLD_RANK="+strconv.Itoa(rank) {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no child of mpirun %d has rank %d", mpirun, rank)
+	return 0
+}
