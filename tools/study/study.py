@@ -144,23 +144,41 @@ def points(args):
     return [0] + [round(args.steps * i / args.segments) for i in range(1, args.segments + 1)]
 
 
-def train_torch(args, evals, pts):
+def train_torch(args, evals, pts, train=True):
+    """Train the reference (unless it is done or train is False); evaluate what it exported.
+
+    Returns its summary: summary.json of a finished run, or, for a run that
+    was stopped early, one rebuilt from its metrics.jsonl and the encoders it
+    exported (training seconds: the sum of its step times).
+    """
     out = os.path.join(args.out, "torch")
     os.makedirs(out, exist_ok=True)
     summary = os.path.join(out, "summary.json")
-    if not os.path.exists(summary):
+    if train and not os.path.exists(summary):
+        if os.path.exists(os.path.join(out, "metrics.jsonl")):
+            os.remove(os.path.join(out, "metrics.jsonl"))  # a run that did not finish starts over
         run(["/usr/bin/python3", os.path.join(HERE, "torch_reference.py"), "--steps", str(args.steps),
              "--export-at", ",".join(map(str, pts)), "--out", out, "--seed", str(args.seed),
              "--crop-scale-min", "0.2", "--jitter-strength", "0.5", "--workers", "2", "--threads", "2",
              "--log-every", "100"], os.path.join(out, "train.log"))
-    with open(summary) as f:
-        s = json.load(f)
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+    else:
+        metrics = os.path.join(out, "metrics.jsonl")
+        records = read_metrics(metrics) if os.path.exists(metrics) else []
+        s = {"steps_done": len(records), "stopped_early": True,
+             "train_seconds": sum(r["step_seconds"] for r in records),
+             "exports": {str(p): os.path.join(out, f"encoder-{p}.onnx") for p in pts
+                         if os.path.exists(os.path.join(out, f"encoder-{p}.onnx"))}}
     for p in pts:
-        evals.submit("reference", p, s["exports"][str(p)])
+        if str(p) in s["exports"]:
+            evals.submit("reference", p, s["exports"][str(p)])
     return s
 
 
-def train_ours(args, evals, pts):
+def train_ours(args, evals, pts, train=True):
+    """Train ours in segments (unless train is False); evaluate every encoder there is."""
     out = os.path.join(args.out, "ours")
     rundir = os.path.join(out, "run")
     os.makedirs(out, exist_ok=True)
@@ -176,7 +194,7 @@ def train_ours(args, evals, pts):
             json.dump(timing, f, indent=1)
 
     encoder0 = os.path.join(out, "encoder-0.onnx")
-    if not os.path.exists(encoder0):
+    if not os.path.exists(encoder0):  # cheap: made even when not training
         run([args.simclr_ort, "export", "--random-init", "--seed", str(args.seed), "--out", encoder0]
             + config_flags(args), log)
     evals.submit("ours", 0, encoder0)
@@ -185,6 +203,8 @@ def train_ours(args, evals, pts):
         ckpt = os.path.join(out, f"checkpoint-{cur}.ckpt")
         if not os.path.exists(encoder):
             if not os.path.exists(ckpt):
+                if not train:
+                    break
                 where = ["--out", rundir] if prev == 0 else ["--resume", rundir]
                 if prev == 0 and os.path.exists(rundir):
                     shutil.rmtree(rundir)  # a first segment that did not finish
@@ -213,13 +233,18 @@ def mean(xs):
 
 
 def report(args, pts, evals, torch_summary, our_timing, total_wall):
-    ours = read_metrics(os.path.join(args.out, "ours", "run", "metrics.jsonl"))
-    ref = read_metrics(os.path.join(args.out, "torch", "metrics.jsonl"))
+    """Print the table and write study.json; points a side has not reached show '-'."""
+    def metrics_of(path):
+        return read_metrics(path) if os.path.exists(path) else []
+
+    ours = metrics_of(os.path.join(args.out, "ours", "run", "metrics.jsonl"))
+    ref = metrics_of(os.path.join(args.out, "torch", "metrics.jsonl"))
     window = max(1, min(50, args.steps // 10))
 
     def loss_near(records, step):
         """Mean loss of the `window` steps before `step` (the steps that led to it)."""
-        return mean([r["loss"] for r in records if step - window <= r["step"] < step])
+        losses = [r["loss"] for r in records if step - window <= r["step"] < step]
+        return mean(losses) if len(losses) == window else None
 
     rows = []
     for p in pts:
@@ -227,52 +252,64 @@ def report(args, pts, evals, torch_summary, our_timing, total_wall):
         for side in ("ours", "reference"):
             for protocol in ("knn", "linear"):
                 row[f"{side}_{protocol}"] = evals.top1(side, p, protocol)
-        if p > 0:
-            row["ours_loss"] = loss_near(ours, p)
-            row["reference_loss"] = loss_near(ref, p)
+        row["ours_loss"] = loss_near(ours, p) if p > 0 else None
+        row["reference_loss"] = loss_near(ref, p) if p > 0 else None
         rows.append(row)
 
     def pct(x):
-        return "   -  " if x is None else f"{100 * x:6.2f}"
+        return "-" if x is None else f"{100 * x:.2f}"
 
-    lines = [f"Fashion-MNIST study, seed {args.seed}, {args.steps} steps of batch 128, "
+    def num(x):
+        return "-" if x is None else f"{x:.4f}"
+
+    lines = [f"Fashion-MNIST study, seed {args.seed}, {args.steps} steps of batch 128 (one cosine schedule), "
              f"eval on {args.train_limit} train / {args.test_limit} test images",
              f"{'step':>6} | {'ours kNN':>8} {'ref kNN':>8} | {'ours lin':>8} {'ref lin':>8} | "
              f"{'ours loss':>9} {'ref loss':>9}  (loss: mean of the {window} steps before)"]
     for r in rows:
-        losses = (f"{r['ours_loss']:9.4f} {r['reference_loss']:9.4f}" if r["step"] > 0
-                  else f"{'-':>9} {'-':>9}")
         lines.append(f"{r['step']:>6} | {pct(r['ours_knn']):>8} {pct(r['reference_knn']):>8} | "
-                     f"{pct(r['ours_linear']):>8} {pct(r['reference_linear']):>8} | {losses}")
-    last = rows[-1]
+                     f"{pct(r['ours_linear']):>8} {pct(r['reference_linear']):>8} | "
+                     f"{num(r['ours_loss']):>9} {num(r['reference_loss']):>9}")
     diff = {}
-    for protocol in ("knn", "linear"):
-        a, b = last[f"ours_{protocol}"], last[f"reference_{protocol}"]
-        diff[protocol] = None if a is None or b is None else a - b
+    both = [r for r in rows if all(r[f"{side}_{protocol}"] is not None
+                                   for side in ("ours", "reference") for protocol in ("knn", "linear"))]
+    compared = both[-1]["step"] if both else None
+    if both:
+        for protocol in ("knn", "linear"):
+            diff[protocol] = both[-1][f"ours_{protocol}"] - both[-1][f"reference_{protocol}"]
+        lines.append(f"at step {compared}{' (the last point both sides reached)' if compared != pts[-1] else ''}: "
+                     f"ours - reference: kNN {100 * diff['knn']:+.2f} points, "
+                     f"linear {100 * diff['linear']:+.2f} points")
+
+    def median(xs):
+        return sorted(xs)[len(xs) // 2] if xs else None
+
+    final = {side: ({"step": recs[-1]["step"] + 1, "loss": recs[-1]["loss"]} if recs else None)
+             for side, recs in (("ours", ours), ("reference", ref))}
+    lines.append("final step loss: " + ", ".join(
+        f"{side} {'-' if f is None else format(f['loss'], '.4f') + ' at step ' + str(f['step'])}"
+        for side, f in final.items()))
     ours_train = sum(v for k, v in our_timing.items() if k.startswith("train_"))
     ours_steps = sum(r["step_seconds"] for r in ours)
     ref_steps = sum(r["step_seconds"] for r in ref)
-    lines.append(f"at step {pts[-1]}: ours - reference: kNN "
-                 + ("-" if diff["knn"] is None else f"{100 * diff['knn']:+.2f}")
-                 + " points, linear " + ("-" if diff["linear"] is None else f"{100 * diff['linear']:+.2f}")
-                 + " points")
-    lines.append(f"final step loss: ours {ours[-1]['loss']:.4f}, reference {ref[-1]['loss']:.4f}")
-    lines.append(f"training wall time: ours {ours_train:.0f} s over {len(our_timing)} invocations "
-                 f"(sum of step times {ours_steps:.0f} s, median step "
-                 f"{sorted(r['step_seconds'] for r in ours)[len(ours) // 2]:.3f} s); reference "
-                 f"{torch_summary['train_seconds']:.0f} s (sum of step times {ref_steps:.0f} s, median step "
-                 f"{sorted(r['step_seconds'] for r in ref)[len(ref) // 2]:.3f} s)")
-    lines.append(f"study wall time {total_wall:.0f} s (evaluations ran beside training at nice 19)")
+    ours_median, ref_median = median([r["step_seconds"] for r in ours]), median([r["step_seconds"] for r in ref])
+    lines.append(f"training wall time: ours {ours_train:.0f} s for {len(ours)} steps in "
+                 f"{sum(1 for k in our_timing if k.startswith('train_'))} invocations (sum of step times "
+                 f"{ours_steps:.0f} s, median step {num(ours_median)} s); reference "
+                 f"{torch_summary['train_seconds'] if torch_summary else 0:.0f} s for {len(ref)} steps "
+                 f"(sum of step times {ref_steps:.0f} s, median step {num(ref_median)} s)")
+    lines.append(f"this invocation's wall time {total_wall:.0f} s (evaluations ran beside training at nice 19)")
     text = "\n".join(lines)
     print(text)
     study = {"seed": args.seed, "steps": args.steps, "points": pts, "train_limit": args.train_limit,
-             "test_limit": args.test_limit, "table": rows, "difference_at_end": diff,
-             "loss_window": window,
-             "final_loss": {"ours": ours[-1]["loss"], "reference": ref[-1]["loss"]},
+             "test_limit": args.test_limit, "table": rows, "difference": diff, "difference_at_step": compared,
+             "loss_window": window, "final_loss": final,
              "wall_seconds": {"ours_train": ours_train, "ours_train_invocations": our_timing,
-                              "ours_step_sum": ours_steps, "reference_train": torch_summary["train_seconds"],
-                              "reference_step_sum": ref_steps, "study": total_wall},
-             "evals": evals.results, "text": text}
+                              "ours_step_sum": ours_steps, "ours_median_step": ours_median,
+                              "reference_train": torch_summary["train_seconds"] if torch_summary else None,
+                              "reference_step_sum": ref_steps, "reference_median_step": ref_median,
+                              "invocation": total_wall},
+             "reference_summary": torch_summary, "evals": evals.results, "text": text}
     with open(os.path.join(args.out, "study.json"), "w") as f:
         json.dump(study, f, indent=1)
     print(f"wrote {os.path.join(args.out, 'study.json')}")
@@ -288,7 +325,10 @@ def main():
     p.add_argument("--simclr-ort", default="simclr-ort", help="the simclr-ort binary")
     p.add_argument("--train-limit", type=int, default=10000)
     p.add_argument("--test-limit", type=int, default=2000)
-    p.add_argument("--only", choices=("ours", "reference"), help="train one side only")
+    p.add_argument("--only", choices=("ours", "reference"),
+                   help="train one side only (both are still evaluated and reported)")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: evaluate the encoders there are and report")
     args = p.parse_args()
     if args.steps < args.segments:
         p.error("--steps must be at least --segments")
@@ -297,14 +337,10 @@ def main():
     pts = points(args)
     start = time.perf_counter()
     evals = Evals(args)
-    torch_summary, timing = None, {}
-    if args.only != "ours":
-        torch_summary = train_torch(args, evals, pts)
-    if args.only != "reference":
-        timing = train_ours(args, evals, pts)
+    torch_summary = train_torch(args, evals, pts, train=not args.no_train and args.only != "ours")
+    timing = train_ours(args, evals, pts, train=not args.no_train and args.only != "reference")
     evals.finish()
-    if torch_summary is not None and args.only is None:
-        report(args, pts, evals, torch_summary, timing, time.perf_counter() - start)
+    report(args, pts, evals, torch_summary, timing, time.perf_counter() - start)
 
 
 if __name__ == "__main__":

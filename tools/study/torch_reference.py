@@ -50,6 +50,7 @@ import copy
 import json
 import math
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -159,6 +160,9 @@ def train(args):
         exports[step] = path
         return time.perf_counter() - t0
 
+    stop = []  # SIGTERM/SIGINT: finish the step, write the summary, exit
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
     metrics = open(os.path.join(args.out, "metrics.jsonl"), "w")
     export_seconds = 0.0
     if 0 in export_at:
@@ -168,6 +172,9 @@ def train(args):
     iterator = iter(loader)
     losses = []
     for step in range(args.steps):
+        if stop:
+            print(f"stopped by signal {stop[0]} after {step} steps", flush=True)
+            break
         t0 = time.perf_counter()
         try:
             (view1, view2), _ = next(iterator)
@@ -203,7 +210,8 @@ def train(args):
     train_seconds = time.perf_counter() - start - export_seconds
     metrics.close()
     del iterator
-    summary = {"program": "torch-reference", "seed": args.seed, "steps": args.steps, "pairs": args.pairs,
+    summary = {"program": "torch-reference", "seed": args.seed, "steps": args.steps,
+               "steps_done": len(losses), "stopped_early": len(losses) < args.steps, "pairs": args.pairs,
                "arch": args.arch, "stem": args.stem, "image_size": args.image_size,
                "crop_scale_min": args.crop_scale_min, "jitter_strength": args.jitter_strength,
                "peak_lr": peak, "workers": args.workers, "threads": args.threads,
@@ -214,7 +222,7 @@ def train(args):
                "blas": blas}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    print(f"trained {args.steps} steps in {train_seconds:.0f} s; encoders: "
+    print(f"trained {len(losses)} steps in {train_seconds:.0f} s; encoders: "
           + ", ".join(sorted(exports.values())), flush=True)
 
 
