@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"time"
 
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
@@ -27,7 +28,32 @@ type Step struct {
 
 	comm    *mpi.Comm
 	buckets [][]float32
+	phases  Phases
 }
+
+// Phases are the wall times of a step's phases on this rank, summed over
+// the steps Run ran; the collectives' times include waiting for the
+// slowest rank.
+type Phases struct {
+	Steps                               int64
+	Forward, Gather, Loss, Backward     time.Duration
+	ReduceGradients, ReduceRunningStats time.Duration
+}
+
+// String gives the mean per step of every phase.
+func (p Phases) String() string {
+	if p.Steps == 0 {
+		return "no steps"
+	}
+	mean := func(d time.Duration) string {
+		return (d / time.Duration(p.Steps)).Round(10 * time.Microsecond).String()
+	}
+	return fmt.Sprintf("forward %s, all-gather z %s, loss %s, backward %s, gradient all-reduce %s, running-statistics all-reduce %s (means over %d steps)",
+		mean(p.Forward), mean(p.Gather), mean(p.Loss), mean(p.Backward), mean(p.ReduceGradients), mean(p.ReduceRunningStats), p.Steps)
+}
+
+// Phases returns the phase times of the steps run so far.
+func (s *Step) Phases() Phases { return s.phases }
 
 // New returns the step of comm's rank over model, whose manifest must be
 // for comm's world size.
@@ -56,22 +82,28 @@ func New(comm *mpi.Comm, model *step.Split) (*Step, error) {
 // and the caller should abort the job (mpi.Comm.Abort).
 func (s *Step) Run(stop bool) (loss float32, stopAll bool, err error) {
 	md := s.Model
+	t0 := time.Now()
 	if err := md.Forward(); err != nil {
 		return 0, false, err
 	}
+	t1 := time.Now()
 	if err := s.comm.Allgather(md.Gathered, md.Projection); err != nil {
 		return 0, false, fmt.Errorf("dist: gather projections: %w", err)
 	}
+	t2 := time.Now()
 	loss, err = md.GlobalLoss()
 	if err != nil {
 		return loss, false, err
 	}
+	t3 := time.Now()
 	if err := md.Backward(); err != nil {
 		return loss, false, err
 	}
+	t4 := time.Now()
 	if err := s.comm.AllreduceSumBuckets(s.buckets, nil); err != nil {
 		return loss, false, fmt.Errorf("dist: all-reduce gradients: %w", err)
 	}
+	t5 := time.Now()
 	flag := &md.NewBufferData[len(md.NewBufferData)-1]
 	*flag = 0
 	if stop {
@@ -80,6 +112,15 @@ func (s *Step) Run(stop bool) (loss float32, stopAll bool, err error) {
 	if err := s.comm.AllreduceMean(md.NewBufferData); err != nil {
 		return loss, false, fmt.Errorf("dist: all-reduce running statistics: %w", err)
 	}
+	t6 := time.Now()
+	p := &s.phases
+	p.Steps++
+	p.Forward += t1.Sub(t0)
+	p.Gather += t2.Sub(t1)
+	p.Loss += t3.Sub(t2)
+	p.Backward += t4.Sub(t3)
+	p.ReduceGradients += t5.Sub(t4)
+	p.ReduceRunningStats += t6.Sub(t5)
 	return loss, *flag > 0, nil
 }
 

@@ -32,9 +32,10 @@
 // # Bytes per step
 //
 // Per rank and step the collectives move: the all-gather, 2nWp float32
-// received; the gradient all-reduce, P float32 (11.2M for ResNet18, 23.5M
-// for ResNet50), which a ring sends and receives 2(W-1)/W times; the
-// running statistics, B float32 (9.6K for ResNet18) plus one. See
+// received; the gradient all-reduce, P float32 (11.47M for ResNet18, 27.8M
+// for ResNet50, projector included), which a ring sends and receives 2(W-1)/W times; the
+// running statistics, B float32 (9.6K for ResNet18, 53K for ResNet50)
+// plus one. See
 // BytesPerStep.
 //
 // # Overlap

@@ -40,6 +40,8 @@ type engine interface {
 	run(stop bool) (loss float32, stopAll bool, err error)
 	// commit makes the new running statistics current.
 	commit()
+	// summary describes where the steps' time went, or is empty.
+	summary() string
 	close() error
 }
 
@@ -89,6 +91,8 @@ func (e *singleEngine) load(batch []float32) {
 		dist.CopyShard(e.md.Views[s*block:(s+1)*block], batch, viewLen, e.shards, s)
 	}
 }
+
+func (e *singleEngine) summary() string { return "" }
 
 func (e *singleEngine) run(stop bool) (float32, bool, error) {
 	loss, err := e.md.Run()
@@ -157,6 +161,12 @@ func (e *distEngine) loadCheckpoint(path string) (*checkpoint.Checkpoint, error)
 
 func (e *distEngine) load(batch []float32) {
 	dist.CopyShard(e.st.Model.Views, batch, e.viewLen, e.comm.Size(), e.comm.Rank())
+}
+
+func (e *distEngine) summary() string {
+	gather, grads, stats := dist.BytesPerStep(e.st.Model.Manifest)
+	return fmt.Sprintf("rank %d: %v; payload per step: all-gather %d B received, gradients %d B and running statistics %d B all-reduced",
+		e.comm.Rank(), e.st.Phases(), gather, grads, stats)
 }
 
 func (e *distEngine) run(stop bool) (float32, bool, error) {

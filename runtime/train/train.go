@@ -361,6 +361,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := save(res.Steps); err != nil {
 		return res, err
 	}
+	if sum := eng.summary(); sum != "" && len(res.Losses) > 0 {
+		fmt.Fprintln(o.Out, sum)
+	}
 	if res.Skipped > 0 {
 		fmt.Fprintf(o.Out, "%d unreadable images were skipped (replaced by others); last error: %v\n", res.Skipped, loader.Stats().LastError)
 	}
