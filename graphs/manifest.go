@@ -61,6 +61,13 @@ type Config struct {
 	// 0 and 1 both mean one block, the ordinary layout; Defaults stores one
 	// block as 0 so that names, manifests and checkpoints stay as they were.
 	Shards int `json:"shards,omitempty"`
+	// ConvGrad chooses how convolution gradients are formulated: "cpu"
+	// (the default, stored as ""), the formulations measured fastest on
+	// ONNX Runtime's CPU provider, or "gpu": ConvTranspose for every input
+	// gradient (cuDNN's backward-data), patches and one Gemm for every
+	// weight gradient, and no Slice (the CUDA provider's Slice kernel fails
+	// on the kernel flip the CPU formulation uses).
+	ConvGrad string `json:"conv_grad,omitempty"`
 }
 
 // ShardCount is the number of blocks the batch is laid out in (Shards, at
@@ -97,6 +104,9 @@ func (c Config) Defaults() Config {
 	if c.Shards == 1 {
 		c.Shards = 0
 	}
+	if c.ConvGrad == "cpu" {
+		c.ConvGrad = ""
+	}
 	return c
 }
 
@@ -131,6 +141,9 @@ func (c Config) Validate() error {
 	if c.BNLowering != "onnx" && c.BNLowering != "primitive" {
 		errs = append(errs, fmt.Sprintf("bn_lowering %q must be onnx or primitive", c.BNLowering))
 	}
+	if c.ConvGrad != "" && c.ConvGrad != "cpu" && c.ConvGrad != "gpu" {
+		errs = append(errs, fmt.Sprintf("conv_grad %q must be cpu or gpu", c.ConvGrad))
+	}
 	if c.Shards < 0 {
 		errs = append(errs, fmt.Sprintf("shards %d must be positive", c.Shards))
 	} else if c.Pairs%c.ShardCount() != 0 {
@@ -154,6 +167,9 @@ func (c Config) Name() string {
 	}
 	if c.ShardCount() > 1 {
 		name += fmt.Sprintf("-shards%d", c.ShardCount())
+	}
+	if c.ConvGrad == "gpu" {
+		name += "-cggpu"
 	}
 	return name
 }
@@ -241,8 +257,21 @@ func (m *Manifest) Identity() string {
 // itself, except that one shard is printed as before Shards existed, so the
 // identities (and checkpoints) of earlier configurations stay valid.
 func identityConfig(c Config) any {
-	if c.Shards != 0 {
+	if c.ConvGrad != "" {
 		return c
+	}
+	if c.Shards != 0 {
+		return struct {
+			Arch          string
+			Stem          string
+			ImageSize     int
+			Pairs         int
+			ProjectionDim int
+			Temperature   float64
+			BNGroups      int
+			BNLowering    string
+			Shards        int
+		}{c.Arch, c.Stem, c.ImageSize, c.Pairs, c.ProjectionDim, c.Temperature, c.BNGroups, c.BNLowering, c.Shards}
 	}
 	return struct {
 		Arch          string

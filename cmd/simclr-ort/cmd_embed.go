@@ -16,6 +16,9 @@ import (
 type embedOptions struct {
 	encoder, data, split, out, ortLib string
 	limit, batch, threads             int
+	ep                                string
+	device                            int
+	cuda                              ort.CUDAOptions
 	resize                            bool
 }
 
@@ -28,6 +31,9 @@ func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.limit, "limit", 0, "only the first N images (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	fs.StringVar(&o.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
+	fs.IntVar(&o.device, "device-id", 0, "GPU for --ep cuda")
+	addCUDAFlags(fs, &o.cuda)
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	return func(ctx context.Context) error { return runEmbed(ctx, o) }
@@ -52,7 +58,7 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
 		return err
 	}
-	feats, labels, err := eval.Features(enc, ds, o.batch, o.threads)
+	feats, labels, err := eval.Features(enc, ds, o.batch, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device, CUDA: o.cuda})
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ type evalOptions struct {
 	testLimit   int
 	batch       int
 	threads     int
+	ep          string
+	device      int
+	cuda        ort.CUDAOptions
 	asJSON      bool
 	resize      bool
 	ortLib      string
@@ -39,6 +42,9 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.testLimit, "test-limit", 0, "use only the first N test images (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	fs.StringVar(&o.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
+	fs.IntVar(&o.device, "device-id", 0, "GPU for --ep cuda")
+	addCUDAFlags(fs, &o.cuda)
 	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
@@ -89,11 +95,11 @@ func runEval(_ context.Context, o evalOptions) error {
 		}
 	}
 	start := time.Now()
-	trainF, trainL, err := eval.Features(enc, train, o.batch, o.threads)
+	trainF, trainL, err := eval.Features(enc, train, o.batch, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device, CUDA: o.cuda})
 	if err != nil {
 		return err
 	}
-	testF, testL, err := eval.Features(enc, test, o.batch, o.threads)
+	testF, testL, err := eval.Features(enc, test, o.batch, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device, CUDA: o.cuda})
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,10 @@ func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.device, "device-id", 0, "GPU for --ep cuda")
 	addCUDAFlags(fs, &o.cuda)
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
-	return func(ctx context.Context) error { return runStep(ctx, o) }
+	return func(ctx context.Context) error {
+		providerDefaults(fs, &o.config, o.ep)
+		return runStep(ctx, o)
+	}
 }
 
 // stepReport is `simclr-ort step --json`'s output.

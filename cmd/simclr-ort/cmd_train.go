@@ -51,7 +51,10 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.ORTLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	fs.IntVar(&o.LogEvery, "log-every", 50, "log a line every this many steps")
 	fs.DurationVar(&o.mpiTimeout, "mpi-timeout", 45*time.Second, "under mpirun: how long a process waits for the others in a collective before the job ends with an error naming the silent rank (a hung or stopped rank); more than the slowest rank lags behind, e.g. while rank 0 writes a checkpoint")
-	return func(ctx context.Context) error { return runTrain(ctx, o) }
+	return func(ctx context.Context) error {
+		providerDefaults(fs, &o.Config, o.Provider)
+		return runTrain(ctx, o)
+	}
 }
 
 func runTrain(ctx context.Context, o trainOptions) error {

@@ -103,6 +103,9 @@ type ConvGradPlan struct {
 	Input string
 	// Weight is WeightGradUnfold or WeightGradTransposedConv.
 	Weight string
+	// NoSlice avoids Slice: a strided 1x1 convolution's weight gradient
+	// then unfolds its input instead of slicing every stride-th pixel.
+	NoSlice bool
 }
 
 // The formulations of a convolution's gradients; each is exact, they differ
@@ -133,6 +136,18 @@ type ConvShape struct {
 // gradient, except for the 3-channel stem where the transposed convolution
 // was faster.
 func DefaultConvGradPlan(s ConvShape) ConvGradPlan {
+	return defaultConvGradPlan(s)
+}
+
+// GPUConvGradPlan is the plan for GPU providers: ConvTranspose for every
+// input gradient (cuDNN's backward-data algorithm), patches and one Gemm
+// for every weight gradient, and no Slice, whose CUDA kernel failed on the
+// flipped kernel of InputGradFlippedConv (ONNX Runtime 1.29).
+func GPUConvGradPlan(ConvShape) ConvGradPlan {
+	return ConvGradPlan{Input: InputGradConvTranspose, Weight: WeightGradUnfold, NoSlice: true}
+}
+
+func defaultConvGradPlan(s ConvShape) ConvGradPlan {
 	p := ConvGradPlan{Input: InputGradConvTranspose, Weight: WeightGradUnfold}
 	if s.Stride == 1 {
 		p.Input = InputGradFlippedConv
@@ -159,7 +174,7 @@ func convVJP(g *Graph, n *Node, d []*Value) []*Value {
 	plan := chooser(s)
 	return []*Value{
 		lazy(x, func() *Value { return g.convInputGrad(plan.Input, s, op, w, dy) }),
-		lazy(w, func() *Value { return g.convWeightGrad(plan.Weight, s, op, x, dy) }),
+		lazy(w, func() *Value { return g.convWeightGrad(plan, s, op, x, dy) }),
 	}
 }
 
@@ -177,13 +192,14 @@ func (g *Graph) convInputGrad(method string, s ConvShape, op convOp, w, dy *Valu
 	return g.ConvTranspose(dy, w, op.strides, op.pads, s.Height, s.Width)
 }
 
-func (g *Graph) convWeightGrad(method string, s ConvShape, op convOp, x, dy *Value) *Value {
+func (g *Graph) convWeightGrad(plan ConvGradPlan, s ConvShape, op convOp, x, dy *Value) *Value {
+	method := plan.Weight
 	cout, cin, k := s.OutChannels, s.InChannels, s.Kernel
 	outH, outW := dy.shape[2], dy.shape[3]
 	// dy as [Cout, N*H'*W'].
 	dyT := g.Reshape(g.Transpose(dy, 1, 0, 2, 3), Shape{cout, s.Batch * outH * outW})
 	switch {
-	case k == 1 && s.Pad == 0:
+	case k == 1 && s.Pad == 0 && (s.Stride == 1 || !plan.NoSlice):
 		xs := x
 		if s.Stride > 1 {
 			xs = g.Slice(x, []int64{0, 0}, []int64{s.Height, s.Width}, []int64{2, 3}, []int64{s.Stride, s.Stride})

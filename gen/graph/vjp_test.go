@@ -35,8 +35,12 @@ func in(name string, shape ...int64) gradcheck.Input {
 }
 
 func conv(x, w graph.Shape, stride, pad int64, plan graph.ConvGradPlan) gradcheck.Case {
+	name := fmt.Sprintf("Conv x%v w%v s%d p%d %s/%s", x, w, stride, pad, plan.Input, plan.Weight)
+	if plan.NoSlice {
+		name += " no-slice"
+	}
 	return gradcheck.Case{
-		Name:   fmt.Sprintf("Conv x%v w%v s%d p%d %s/%s", x, w, stride, pad, plan.Input, plan.Weight),
+		Name:   name,
 		Inputs: []gradcheck.Input{{Name: "x", Shape: x}, {Name: "w", Shape: w}},
 		Build: one(func(g *graph.Graph, in []*graph.Value) *graph.Value {
 			g.ConvGradPlanner = func(graph.ConvShape) graph.ConvGradPlan { return plan }
@@ -144,6 +148,9 @@ func vjpCases() []gradcheck.Case {
 		conv(graph.Shape{2, 3, 9, 8}, graph.Shape{4, 3, 7, 7}, 2, 3, transposeUnfold),
 		conv(graph.Shape{2, 4, 5, 6}, graph.Shape{3, 4, 1, 1}, 1, 0, flipUnfold),
 		conv(graph.Shape{2, 4, 5, 6}, graph.Shape{3, 4, 1, 1}, 2, 0, transposeUnfold),
+		// The GPU plan: no Slice, so a strided 1x1 convolution unfolds.
+		conv(graph.Shape{2, 4, 5, 6}, graph.Shape{3, 4, 1, 1}, 2, 0, graph.GPUConvGradPlan(graph.ConvShape{})),
+		conv(graph.Shape{2, 3, 6, 5}, graph.Shape{4, 3, 3, 3}, 1, 1, graph.GPUConvGradPlan(graph.ConvShape{})),
 	}
 	for _, ta := range []bool{false, true} {
 		for _, tb := range []bool{false, true} {

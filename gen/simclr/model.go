@@ -36,6 +36,9 @@ type net struct {
 }
 
 func newNet(g *graph.Graph, cfg graphs.Config, mode bnMode) *net {
+	if cfg.ConvGrad == "gpu" {
+		g.ConvGradPlanner = graph.GPUConvGradPlan
+	}
 	return &net{g: g, cfg: cfg, mode: mode, values: map[string]*graph.Value{}, newStats: map[string]*graph.Value{}}
 }
 

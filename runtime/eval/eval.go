@@ -51,9 +51,9 @@ func OpenEncoder(path string) (*Encoder, error) {
 
 // Features runs the encoder over every image of ds in order, with the test
 // transform, batch images at a time; it returns the features [Len x
-// FeatureDim] and the labels. Unreadable images are an error: evaluation
-// must see the whole split.
-func Features(enc *Encoder, ds data.Dataset, batch, threads int) ([]float32, []int, error) {
+// FeatureDim] and the labels on the ONNX Runtime provider opts names.
+// Unreadable images are an error: evaluation must see the whole split.
+func Features(enc *Encoder, ds data.Dataset, batch int, opts ort.Options) ([]float32, []int, error) {
 	n := ds.Len()
 	if n == 0 {
 		return nil, nil, fmt.Errorf("eval: the dataset is empty")
@@ -84,7 +84,7 @@ func Features(enc *Encoder, ds data.Dataset, batch, threads int) ([]float32, []i
 		if sessions[b] == nil {
 			images[b], outs[b] = make([]float32, b*viewLen), make([]float32, b*dim)
 			s, err := ort.NewSession(enc.Model, []ort.Binding{{Name: "images", Shape: []int64{int64(b), 3, int64(size), int64(size)}, Data: images[b]}},
-				[]ort.Binding{{Name: "features", Shape: []int64{int64(b), int64(dim)}, Data: outs[b]}}, ort.Options{IntraOpThreads: threads})
+				[]ort.Binding{{Name: "features", Shape: []int64{int64(b), int64(dim)}, Data: outs[b]}}, opts)
 			if err != nil {
 				return nil, nil, fmt.Errorf("eval: %s: %w", enc.Path, err)
 			}

@@ -1,6 +1,7 @@
 package eval_test
 
 import (
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"image"
 	"image/color"
 	"math/rand/v2"
@@ -85,7 +86,7 @@ func TestFeaturesOfAnExportedEncoder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 7 images in batches of 3: the last batch is partial.
-	feats, labels, err := eval.Features(enc, fakeDataset{7}, 3, 1)
+	feats, labels, err := eval.Features(enc, fakeDataset{7}, 3, ort.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestFeaturesOfAnExportedEncoder(t *testing.T) {
 		t.Fatalf("got %d features, labels %v", len(feats), labels)
 	}
 	// The same image gives the same features in any batch position.
-	again, _, err := eval.Features(enc, fakeDataset{7}, 7, 1)
+	again, _, err := eval.Features(enc, fakeDataset{7}, 7, ort.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

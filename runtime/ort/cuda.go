@@ -64,6 +64,10 @@ func (c CUDAOptions) providerOptions(device int) (map[string]string, error) {
 	return o, nil
 }
 
+// CUDAOptionsEnv, when set, replaces the CUDA provider's options with its
+// value, "key=value;key=value" (empty: none), for diagnosing a provider.
+const CUDAOptionsEnv = "SIMCLR_ORT_CUDA_OPTIONS"
+
 // ProviderLibraryName is the CUDA provider's library in ONNX Runtime GPU builds.
 const ProviderLibraryName = "libonnxruntime_providers_cuda.so"
 
@@ -81,6 +85,14 @@ func appendCUDA(so *onnxruntime.SessionOptions, device int, c CUDAOptions) error
 	if err != nil {
 		return err
 	}
+	if raw, ok := os.LookupEnv(CUDAOptionsEnv); ok {
+		options = map[string]string{}
+		for _, kv := range strings.Split(raw, ";") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				options[k] = v
+			}
+		}
+	}
 	builtinErr := appendBuiltinCUDA(so, options)
 	if builtinErr == nil {
 		return nil
@@ -93,6 +105,9 @@ func appendCUDA(so *onnxruntime.SessionOptions, device int, c CUDAOptions) error
 			// device_id beside it gets the options without it.
 			without := maps.Clone(options)
 			delete(without, "device_id")
+			if os.Getenv(LogEnv) != "" {
+				fmt.Fprintf(os.Stderr, "ort: appending the CUDA provider with %v failed (%v); trying without device_id\n", options, err)
+			}
 			if err2 := appendEpDevice(so, d, without); err2 == nil {
 				err = nil
 			} else {

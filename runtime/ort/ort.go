@@ -119,6 +119,11 @@ func logLevel() onnxruntime.EnvironmentOption {
 	return onnxruntime.WithLogLevelError()
 }
 
+// DisableOptimizationsEnv, when set to anything, turns ONNX Runtime's graph
+// optimizations off in every session (to tell a fused kernel's fault from
+// the graph's).
+const DisableOptimizationsEnv = "SIMCLR_ORT_DISABLE_OPTIMIZATIONS"
+
 // Version is the loaded ONNX Runtime's version string.
 func Version() string { return onnxruntime.GetVersion() }
 
@@ -195,7 +200,7 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("ort: set inter-op threads: %w", err)
 	}
-	if opts.DisableOptimizations {
+	if opts.DisableOptimizations || os.Getenv(DisableOptimizationsEnv) != "" {
 		if err := so.SetGraphOptimizationLevel(onnxruntime.GraphOptimizationLevelDisableAll); err != nil {
 			return nil, fmt.Errorf("ort: disable optimizations: %w", err)
 		}

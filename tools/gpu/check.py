@@ -41,6 +41,8 @@ import os
 import site
 import subprocess
 import sys
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 import threading
 import time
 
@@ -152,9 +154,10 @@ def library_dirs(bin_dir):
     return unique
 
 
-def config_flags(c, lowering):
+def config_flags(c, variant):
+    """Flags of a configuration c in a graph variant (BatchNorm lowering, convolution gradients)."""
     return ["--arch", c["arch"], "--stem", c["stem"], "--image-size", str(c["image_size"]),
-            "--batch-size", str(c["pairs"]), "--bn-lowering", lowering]
+            "--batch-size", str(c["pairs"]), "--bn-lowering", variant[0], "--conv-grad", variant[1]]
 
 
 def name_of(c):
@@ -194,27 +197,32 @@ def main():
     print("LD_LIBRARY_PATH=" + r.env["LD_LIBRARY_PATH"], flush=True)
     r.sh("nvidia-smi", ["nvidia-smi"], timeout=30)
 
-    # 1. probe each BatchNorm lowering on the provider
-    lowerings = []
+    # 1. probe each graph variant (BatchNorm lowering, convolution-gradient
+    # formulation) on the provider, the GPU variant first
+    variants = [("primitive", "gpu"), ("primitive", "cpu"), ("onnx", "cpu")]
     r.env["SIMCLR_ORT_LOG"] = "warning"  # the probes log which nodes stay on the CPU
-    for lowering in ("onnx", "primitive"):
-        rc, out, err, _ = r.sh(f"probe-{lowering}", [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--steps", "2"]
-                               + config_flags({"arch": "resnet18", "stem": "cifar", "image_size": 32, "pairs": 8}, lowering))
+    working = []
+    for v in variants:
+        rc, out, err, _ = r.sh(f"probe-{v[0]}-{v[1]}", [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--steps", "2"]
+                               + config_flags({"arch": "resnet18", "stem": "cifar", "image_size": 32, "pairs": 8}, v))
         ok = rc == 0
-        r.results["steps"][f"probe-{lowering}"] = "ok" if ok else (err.strip().splitlines() or ["failed"])[-1][:2000]
+        r.results["steps"][f"probe bn={v[0]} conv-grad={v[1]}"] = "ok" if ok else (err.strip().splitlines() or ["failed"])[-1][:2000]
         if ok:
-            lowerings.append(lowering)
+            working.append(v)
     del r.env["SIMCLR_ORT_LOG"]
-    if not lowerings:
+    if not working:
         print("the CUDA provider ran no training step; see logs/probe-*.log", flush=True)
         write(r)
         return 1
+    best = working[0]
 
     # 2. parity against PyTorch float32 on the same GPU
-    parity_cases = {"onnx": ["resnet18-cifar-32px-n64-p64-t0.5", "resnet50-imagenet-64px-n32-p64-t0.5"],
-                    "primitive": ["resnet18-cifar-32px-n64-p64-t0.5-bnprimitive", "resnet50-imagenet-64px-n32-p64-t0.5-bnprimitive"]}
-    for lowering in lowerings:
-        for case in parity_cases[lowering][:0 if args.small else None]:
+    parity_cases = {("primitive", "gpu"): ["resnet18-cifar-32px-n64-p64-t0.5-bnprimitive-cggpu",
+                                           "resnet50-imagenet-64px-n32-p64-t0.5-bnprimitive-cggpu"],
+                    ("primitive", "cpu"): ["resnet18-cifar-32px-n64-p64-t0.5-bnprimitive"],
+                    ("onnx", "cpu"): ["resnet18-cifar-32px-n64-p64-t0.5"]}
+    for v in working:
+        for case in parity_cases[v][:0 if args.small else None]:
             if r.over_budget(f"parity {case}"):
                 continue
             cmd = [parity, "-ep", args.ep, "-gpu", "-python", args.python, "-ort-lib", r.lib, "-cases", case,
@@ -227,7 +235,7 @@ def main():
     # 3. out of device memory: the error names the batch size
     if args.ep == "cuda" and not r.over_budget("oom"):
         rc, out, err, _ = r.sh("oom", [sim, "step", "--ep", "cuda", "--ort-lib", r.lib, "--steps", "1",
-                                       "--gpu-mem-limit", "512"] + config_flags(BENCH[0], lowerings[0]))
+                                       "--gpu-mem-limit", "512"] + config_flags(BENCH[0], best))
         r.results["steps"]["oom"] = {"rc": rc, "message": (err.strip().splitlines() or [""])[-1][:1500]}
 
     # 4. benchmarks
@@ -235,41 +243,37 @@ def main():
     rows = []
     for tf32 in (False, True):
         for c in bench:
-            for lowering in lowerings:
-                label = f"{name_of(c)} {lowering} tf32={'on' if tf32 else 'off'}"
-                if tf32 and lowering != lowerings[0]:
-                    continue
-                if r.over_budget(f"bench {label}"):
-                    continue
-                flags = config_flags(c, lowering) + (["--tf32"] if tf32 else [])
-                rc, out, err, peak = r.sh(f"ours-{name_of(c)}-{lowering}-tf32{int(tf32)}",
-                                          [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--update", "--json",
-                                           "--warmup", "3", "--steps", "10"] + flags, timeout=300)
-                if rc != 0:
-                    r.results["steps"][f"bench {label}"] = "failed: " + (err.strip().splitlines() or [""])[-1][:1000]
-                    continue
-                ours = json.loads(out)
-                ours["peak_gpu_mib"] = peak
-                theirs = None
-                if lowering == lowerings[0]:
-                    copy_mib = 256 if torch_copy is None else 0
-                    rc, out, err, tpeak = r.sh(f"torch-{name_of(c)}-tf32{int(tf32)}",
-                                               [args.python, os.path.join(HERE, "torch_bench.py"), "--json",
-                                                "--arch", c["arch"], "--stem", c["stem"], "--image-size", str(c["image_size"]),
-                                                "--pairs", str(c["pairs"]), "--device", torch_device, "--copy-mib", str(copy_mib)]
-                                               + (["--tf32"] if tf32 else []), timeout=300)
-                    if rc == 0:
-                        theirs = json.loads(out)
-                        theirs["peak_gpu_mib"] = tpeak
-                        if "h2d_seconds_per_mib" in theirs:
-                            torch_copy = (theirs["h2d_seconds_per_mib"], theirs["d2h_seconds_per_mib"])
-                row = {"label": label, "ours": ours, "torch": theirs}
-                if torch_copy:
-                    est = ours["input_bytes"] / 2**20 * torch_copy[0] + ours["output_bytes"] / 2**20 * torch_copy[1]
-                    row["copy_seconds_estimate"] = est
-                    row["copy_share_estimate"] = est / ours["median_step_seconds"]
-                rows.append(row)
-                r.results["steps"][f"bench {label}"] = row
+            label = f"{name_of(c)} bn={best[0]} cg={best[1]} tf32={'on' if tf32 else 'off'}"
+            if r.over_budget(f"bench {label}"):
+                continue
+            flags = config_flags(c, best) + (["--tf32"] if tf32 else [])
+            rc, out, err, peak = r.sh(f"ours-{name_of(c)}-tf32{int(tf32)}",
+                                      [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--update", "--json",
+                                       "--warmup", "3", "--steps", "10"] + flags, timeout=300)
+            if rc != 0:
+                r.results["steps"][f"bench {label}"] = "failed: " + (err.strip().splitlines() or [""])[-1][:1000]
+                continue
+            ours = json.loads(out)
+            ours["peak_gpu_mib"] = peak
+            theirs = None
+            copy_mib = 256 if torch_copy is None else 0
+            rc, out, err, tpeak = r.sh(f"torch-{name_of(c)}-tf32{int(tf32)}",
+                                       [args.python, os.path.join(HERE, "torch_bench.py"), "--json",
+                                        "--arch", c["arch"], "--stem", c["stem"], "--image-size", str(c["image_size"]),
+                                        "--pairs", str(c["pairs"]), "--device", torch_device, "--copy-mib", str(copy_mib)]
+                                       + (["--tf32"] if tf32 else []), timeout=300)
+            if rc == 0:
+                theirs = json.loads(out)
+                theirs["peak_gpu_mib"] = tpeak
+                if "h2d_seconds_per_mib" in theirs:
+                    torch_copy = (theirs["h2d_seconds_per_mib"], theirs["d2h_seconds_per_mib"])
+            row = {"label": label, "ours": ours, "torch": theirs}
+            if torch_copy:
+                est = ours["input_bytes"] / 2**20 * torch_copy[0] + ours["output_bytes"] / 2**20 * torch_copy[1]
+                row["copy_seconds_estimate"] = est
+                row["copy_share_estimate"] = est / ours["median_step_seconds"]
+            rows.append(row)
+            r.results["steps"][f"bench {label}"] = row
     # profile: copy share as ONNX Runtime sees it
     for c in bench:
         if r.over_budget(f"profile {name_of(c)}"):
@@ -277,7 +281,7 @@ def main():
         prefix = os.path.join(r.out, "prof-" + name_of(c))
         rc, out, err, _ = r.sh(f"profile-{name_of(c)}", [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--update", "--json",
                                                           "--warmup", "2", "--steps", "3", "--cudnn-algo", "heuristic",
-                                                          "--profile", prefix] + config_flags(c, lowerings[0]), timeout=240)
+                                                          "--profile", prefix] + config_flags(c, best), timeout=240)
         if rc == 0:
             rep = json.loads(out)
             share = profile_copy_share(rep["profile_file"]) if rep.get("profile_file") else None

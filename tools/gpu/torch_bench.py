@@ -22,6 +22,8 @@ import json
 import os
 import statistics
 import sys
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 import time
 
 import numpy as np

@@ -41,15 +41,16 @@ var cases = []graphs.Config{
 	{Arch: "resnet50", Stem: "cifar", ImageSize: 16, Pairs: 4},
 	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 4, BNGroups: 2},
 	{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNLowering: "primitive"},
+	{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNLowering: "primitive", ConvGrad: "gpu"},
 }
 
 // gpuCases are the -gpu cases: batches and images of a realistic size, both
 // BatchNorm lowerings.
 var gpuCases = []graphs.Config{
-	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 64},
+	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 64, BNLowering: "primitive", ConvGrad: "gpu"},
+	{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 32, BNLowering: "primitive", ConvGrad: "gpu"},
 	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 64, BNLowering: "primitive"},
-	{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 32},
-	{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 32, BNLowering: "primitive"},
+	{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 64},
 }
 
 // caseFile is case.json: the configuration (graphs.Config's JSON fields)
