@@ -2,6 +2,39 @@
 // pairs in, one run of the generated training graph, the Go-side optimizer
 // under a warm-up + cosine schedule, metrics, and atomic, resumable
 // checkpoints.
+//
+// # Data-parallel runs
+//
+// Under mpirun -np W (Options.Comm with W ranks) every process is one rank
+// of a runtime/dist step. Decisions:
+//
+//   - Config.Pairs (--batch-size) is per process, as in PyTorch DDP and the
+//     reference SimCLR; the global batch is W times it and is what scales
+//     the learning rate and sizes an epoch.
+//   - Each rank's data: every epoch's shuffled order is the one a single
+//     process with the global batch would use (same seed, same order for
+//     any W), and rank r takes images [r·n, (r+1)·n) of each global batch.
+//     Each rank runs the loader over the global batch and keeps its block,
+//     because the loader seeds each image's views by its position in the
+//     epoch and has no notion of a rank's share: views are then exactly
+//     those of one process, at the price of every rank decoding and
+//     augmenting all W·n images (a few percent of a ResNet step at 28 px;
+//     a loader option to produce only a rank's block would remove it).
+//   - BatchNorm normalises each rank's batch apart; the running statistics
+//     are the mean over ranks. One process with --batch-size W·n
+//     --shards W computes the same step (graphs.Distributed.Equivalent),
+//     and the two resume each other's checkpoints.
+//   - Rank 0 initialises the weights and broadcasts them, writes
+//     metrics.jsonl, serves Prometheus and writes the checkpoints; the
+//     others log nothing. On --resume rank 0 reads the checkpoint and
+//     broadcasts its bytes, so the run directory need not be shared.
+//   - A checkpoint records W as its configuration's Shards; resuming with
+//     another W is refused with the launches that would continue it, since
+//     the BatchNorm batches would differ.
+//   - An interruption of any rank (Ctrl-C, SIGINT) stops every rank after
+//     the same step (a flag carried by the running-statistics all-reduce),
+//     and rank 0 saves. A rank that dies or hangs ends the job with an
+//     error naming it (runtime/mpi's timeouts, then Abort).
 package train
 
 import (
