@@ -359,7 +359,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		batch.Release()
 		loss, stopAll, err := eng.run(ctx.Err() != nil)
 		if err != nil && isCommError(err) {
-			return res, fmt.Errorf("train: step %d: %w; the last checkpoint (%s) is intact", res.Steps, err, lastCheckpoint(res))
+			if res.Checkpoint == "" {
+				return res, fmt.Errorf("train: step %d: %w; no checkpoint was written yet", res.Steps, err)
+			}
+			return res, fmt.Errorf("train: step %d: %w; the last checkpoint, %s, is intact: continue with --resume", res.Steps, err, res.Checkpoint)
 		}
 		if err != nil {
 			return res, fmt.Errorf("train: step %d diverged (%v); nothing was saved after the last checkpoint (%s); lower the learning rate or check the data", res.Steps, err, lastCheckpoint(res))
