@@ -90,6 +90,7 @@ func TestONNXCheckerAcceptsEveryGraph(t *testing.T) {
 		{Arch: "resnet18", Stem: "cifar", ImageSize: 32, Pairs: 4, BNGroups: 2},
 		{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 8, BNLowering: "primitive"},
 		{Arch: "resnet18", Stem: "cifar", ImageSize: 16, Pairs: 8, BNGroups: 2, Shards: 2},
+		{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNLowering: "primitive", ConvGrad: "gpu"},
 	} {
 		b, err := Build(cfg)
 		if err != nil {

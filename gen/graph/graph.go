@@ -154,6 +154,9 @@ type Graph struct {
 	// ConvGradPlanner chooses how each convolution's gradient is built;
 	// nil means DefaultConvGradPlan.
 	ConvGradPlanner func(ConvShape) ConvGradPlan
+	// MaxPoolGradByMask builds MaxPool's gradient from equality masks
+	// instead of scattering into the indices (see MaxPool).
+	MaxPoolGradByMask bool
 	// requires is set while Gradients runs: the values that need a gradient.
 	requires map[*Value]bool
 }

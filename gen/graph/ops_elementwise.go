@@ -110,6 +110,13 @@ func (g *Graph) Greater(a, b *Value) *Value {
 	return v
 }
 
+// Equal is a == b (boolean), with broadcasting; it has no gradient.
+func (g *Graph) Equal(a, b *Value) *Value {
+	v := g.binary("Equal", a, b)
+	v.dtype = Bool
+	return v
+}
+
 // Where selects x where cond is true and y elsewhere, with broadcasting.
 func (g *Graph) Where(cond, x, y *Value) *Value {
 	g.check(cond, x, y)

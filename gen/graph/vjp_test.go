@@ -126,6 +126,12 @@ func vjpCases() []gradcheck.Case {
 		{Name: "MaxPool k3 s2 p1", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 3, 7, 6}, Init: gradcheck.Distinct(3)}},
 			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.MaxPool(in[0], 3, 2, 1, true) }),
 			Epsilon: 1e-3, Tolerance: tolLinear},
+		{Name: "MaxPool k3 s2 p1 by mask", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 3, 7, 6}, Init: gradcheck.Distinct(3)}},
+			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.MaxPool(in[0], 3, 2, 1, false) }),
+			Epsilon: 1e-3, Tolerance: tolLinear},
+		{Name: "MaxPool k3 s2 p1 by mask, even size", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{1, 2, 8, 8}, Init: gradcheck.Distinct(3)}},
+			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.MaxPool(in[0], 3, 2, 1, false) }),
+			Epsilon: 1e-3, Tolerance: tolLinear},
 		{Name: "BatchNormTrain", Inputs: []gradcheck.Input{in("x", 4, 3, 3, 2), {Name: "scale", Shape: graph.Shape{3}, Init: pos}, in("bias", 3)},
 			Build: func(g *graph.Graph, in []*graph.Value) []*graph.Value {
 				y, _, _ := g.BatchNormTrain(in[0], in[1], in[2], 1e-5)

@@ -38,6 +38,7 @@ type net struct {
 func newNet(g *graph.Graph, cfg graphs.Config, mode bnMode) *net {
 	if cfg.ConvGrad == "gpu" {
 		g.ConvGradPlanner = graph.GPUConvGradPlan
+		g.MaxPoolGradByMask = true
 	}
 	return &net{g: g, cfg: cfg, mode: mode, values: map[string]*graph.Value{}, newStats: map[string]*graph.Value{}}
 }
@@ -169,7 +170,7 @@ func (n *net) encoder(x *graph.Value) *graph.Value {
 		}
 		x = g.Relu(n.batchNorm("encoder.bn1", x))
 		if n.cfg.Stem != "cifar" {
-			x = g.MaxPool(x, 3, 2, 1, n.mode == bnTrain)
+			x = g.MaxPool(x, 3, 2, 1, n.mode == bnTrain && !g.MaxPoolGradByMask)
 		}
 		planes := int64(64)
 		for li, count := range blocks {
