@@ -3,11 +3,15 @@ SHELL := /bin/bash
 GO ?= go
 PYTHON ?= /usr/bin/python3
 
-.PHONY: help setup-system setup demo generate test vet parity export-check bench
+.PHONY: help setup-system setup setup-gpu demo generate test vet parity export-check bench build-mpi test-mpi gpu-check
 
 help:
 	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
 	@echo "make setup         fetch Go modules and the ONNX Runtime library into .cache/onnxruntime"
+	@echo "make setup-gpu     fetch an ONNX Runtime 1.29 CUDA 13 build into .cache/onnxruntime-gpu (about 330 MB)"
+	@echo "make build-mpi     build bin/simclr-ort with Open MPI, for mpirun -np N bin/simclr-ort train ..."
+	@echo "make test-mpi      the data-parallel tests under mpirun (Open MPI from setup-system)"
+	@echo "make gpu-check     on a GPU machine: CUDA step against PyTorch on the same GPU, and benchmarks"
 	@echo "make demo          check a step against PyTorch, train briefly on Fashion-MNIST, export, kNN against random init"
 	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
 	@echo "make parity        one full training step per model against PyTorch"
@@ -19,11 +23,28 @@ setup-system:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread \
-		dataset-fashion-mnist
+		dataset-fashion-mnist libopenmpi-dev openmpi-bin
 
 setup:
 	$(GO) mod download
 	tools/fetch-ort.sh
+
+setup-gpu: setup
+	tools/fetch-ort-gpu.sh
+
+build-mpi:
+	$(GO) build -tags mpi -o bin/simclr-ort ./cmd/simclr-ort
+
+# Open MPI refuses root unless told; CI runs as root.
+test-mpi:
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(GO) test -tags mpi -count=1 ./runtime/mpi ./runtime/dist ./cmd/simclr-ort
+
+gpu-check:
+	mkdir -p bin/gpu out
+	$(GO) build -o bin/gpu/simclr-ort ./cmd/simclr-ort
+	$(GO) build -o bin/gpu/parity ./tools/parity
+	cp .cache/onnxruntime-gpu/lib*.so bin/gpu/
+	python3 tools/gpu/check.py --bin bin/gpu --out out/gpu-check
 
 generate:
 	$(GO) generate ./gen
@@ -45,9 +66,11 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags mpi ./...
 
 test: vet
 	$(GO) test ./...
+	$(MAKE) test-mpi
 	$(MAKE) parity
 	$(MAKE) export-check
 

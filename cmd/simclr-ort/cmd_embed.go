@@ -43,7 +43,7 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if o.encoder == "" || o.data == "" {
 		return usageError{fmt.Errorf("embed: --encoder and --data are required")}
 	}
-	if err := ort.Init(o.ortLib); err != nil {
+	if err := ort.InitFor(o.ortLib, o.ep); err != nil {
 		return err
 	}
 	enc, err := eval.OpenEncoder(o.encoder)

@@ -73,7 +73,7 @@ func runEval(_ context.Context, o evalOptions) error {
 	if o.protocol != "knn" && o.protocol != "linear" {
 		return usageError{fmt.Errorf("eval: unknown protocol %q; use knn or linear", o.protocol)}
 	}
-	if err := ort.Init(o.ortLib); err != nil {
+	if err := ort.InitFor(o.ortLib, o.ep); err != nil {
 		return err
 	}
 	enc, err := eval.OpenEncoder(o.encoder)

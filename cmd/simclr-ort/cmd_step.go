@@ -83,7 +83,7 @@ func runStep(ctx context.Context, o stepOptions) error {
 	if o.steps < 1 || o.warmup < 0 {
 		return usageError{fmt.Errorf("--steps %d must be at least 1 and --warmup %d not negative", o.steps, o.warmup)}
 	}
-	if err := ort.Init(o.ortLib); err != nil {
+	if err := ort.InitFor(o.ortLib, o.ep); err != nil {
 		return err
 	}
 	m, train, _, ok, err := graphs.Lookup(cfg)

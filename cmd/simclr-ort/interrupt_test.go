@@ -2,14 +2,12 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,16 +24,23 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv("SIMCLR_HELPER_PROCESS") != "1" {
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptContext()
 	defer stop()
 	args := strings.Split(os.Getenv("SIMCLR_HELPER_ARGS"), "\n")
 	os.Exit(run(ctx, args))
 }
 
 // TestCtrlCWritesCheckpointAndExits130 interrupts a training run with
-// SIGINT: it must save a checkpoint that loads and exit with status 130.
+// SIGINT (Ctrl-C) and with SIGTERM (a cancelled mpirun or Slurm job): it
+// must save a checkpoint that loads and exit with status 130.
 func TestCtrlCWritesCheckpointAndExits130(t *testing.T) {
 	gradcheck.InitORT(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { interruptTraining(t, sig) })
+	}
+}
+
+func interruptTraining(t *testing.T, sig syscall.Signal) {
 	data := t.TempDir()
 	for c := 0; c < 2; c++ {
 		dir := filepath.Join(data, fmt.Sprintf("class%d", c))
@@ -77,7 +82,7 @@ func TestCtrlCWritesCheckpointAndExits130(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("the run printed %d step lines before ending", steps)
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -90,14 +95,14 @@ func TestCtrlCWritesCheckpointAndExits130(t *testing.T) {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("no exit within 60 s of SIGINT")
+		t.Fatalf("no exit within 60 s of %v", sig)
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
-		t.Fatalf("exit status %d after SIGINT (%v), want 130", code, err)
+		t.Fatalf("exit status %d after %v (%v), want 130", code, sig, err)
 	}
 	ck, err := checkpoint.Load(filepath.Join(out, "checkpoint.ckpt"))
 	if err != nil {
-		t.Fatalf("no usable checkpoint after SIGINT: %v", err)
+		t.Fatalf("no usable checkpoint after %v: %v", sig, err)
 	}
 	if ck.Step < 3 {
 		t.Errorf("checkpoint at step %d, want at least 3", ck.Step)

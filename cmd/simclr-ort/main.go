@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 )
@@ -43,9 +44,16 @@ var commands = map[string]command{
 type usageError struct{ error }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptContext()
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:]))
+}
+
+// interruptContext is cancelled by Ctrl-C (SIGINT) or SIGTERM, which
+// mpirun, Slurm and service managers send when a job is cancelled: both end
+// training with a checkpoint and exit status 130.
+func interruptContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 func run(ctx context.Context, args []string) int {

@@ -74,6 +74,24 @@ func FindLibrary(explicit string) (string, error) {
 		LibraryEnv, os.Getenv(LibraryEnv), len(tried), tried[0], GetLibraryHelp)
 }
 
+// findGPULibrary is DefaultGPULibraryDir's libonnxruntime.so in the current
+// directory or a parent, or "".
+func findGPULibrary() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		p := filepath.Join(dir, DefaultGPULibraryDir, libraryName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		if filepath.Dir(dir) == dir {
+			return ""
+		}
+	}
+}
+
 func checkFile(path, source string) (string, error) {
 	if _, err := os.Stat(path); err != nil {
 		return "", fmt.Errorf("ort: ONNX Runtime library %s from %s: %w; %s", path, source, err, GetLibraryHelp)
@@ -81,10 +99,23 @@ func checkFile(path, source string) (string, error) {
 	return path, nil
 }
 
+// DefaultGPULibraryDir is where `make setup-gpu` puts an ONNX Runtime GPU
+// build, relative to the repository root.
+const DefaultGPULibraryDir = ".cache/onnxruntime-gpu"
+
 // Init loads the ONNX Runtime library (see FindLibrary) and creates the
 // process-wide environment. Later calls return the first call's result;
 // asking for a different library afterwards is an error.
-func Init(libraryPath string) error {
+func Init(libraryPath string) error { return InitFor(libraryPath, "cpu") }
+
+// InitFor is Init for a provider: for "cuda", with neither libraryPath nor
+// $ONNXRUNTIME_SHARED_LIBRARY_PATH set, the GPU build that `make setup-gpu`
+// fetched (.cache/onnxruntime-gpu in the current directory or a parent)
+// comes before the CPU library.
+func InitFor(libraryPath, provider string) error {
+	if libraryPath == "" && os.Getenv(LibraryEnv) == "" && provider == "cuda" {
+		libraryPath = findGPULibrary()
+	}
 	path, err := FindLibrary(libraryPath)
 	if err != nil {
 		return err

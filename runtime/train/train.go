@@ -219,7 +219,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
-	if err := ort.Init(o.ORTLib); err != nil {
+	if err := ort.InitFor(o.ORTLib, o.Provider); err != nil {
 		return nil, err
 	}
 	ortOpts := ort.Options{IntraOpThreads: threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA}

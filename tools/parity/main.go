@@ -94,7 +94,7 @@ var provider = ort.Options{IntraOpThreads: 2}
 var referenceArgs []string
 
 func run(keep, python, ortLib, only string) error {
-	if err := ort.Init(ortLib); err != nil {
+	if err := ort.InitFor(ortLib, provider.Provider); err != nil {
 		return err
 	}
 	root := keep
