@@ -41,9 +41,18 @@ type LoaderConfig struct {
 	// Augment configures the views.
 	Augment augment.Config
 	// Buffers, if set, are the ring of batch buffers (for instance the
-	// memory of ONNX Runtime input tensors), each of 2N*3*Size*Size
-	// floats. They must not be used elsewhere while the loader runs.
+	// memory of ONNX Runtime input tensors), each of 2n*3*Size*Size
+	// floats (n = BatchSize/Shards). They must not be used elsewhere while
+	// the loader runs.
 	Buffers [][]float32
+	// Shards and Shard make the loader produce only block Shard of Shards
+	// equal blocks of every batch of BatchSize images (a data-parallel
+	// rank's share): n = BatchSize/Shards images, those at positions
+	// Shard*n ... Shard*n+n-1 of the batch in the epoch's order, with the
+	// views a loader of the whole batch would make of them (a view's
+	// randomness is keyed by its image's position in the epoch). An epoch
+	// still has len/BatchSize steps. 0 or 1 shard: the whole batch.
+	Shards, Shard int
 }
 
 // Batch is one batch of view pairs. It belongs to the consumer from Next
@@ -114,7 +123,9 @@ type Stats struct {
 type Loader struct {
 	ds      Dataset
 	cfg     LoaderConfig
-	n       int
+	n       int // images per produced batch (this shard's block)
+	global  int // images per batch of the epoch's order (BatchSize)
+	offset  int // position of the block in that batch
 	viewLen int
 	steps   int
 	pipes   []*augment.Pipeline
@@ -165,11 +176,17 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 2
 	}
+	shards := max(cfg.Shards, 1)
+	if cfg.BatchSize%shards != 0 || cfg.Shard < 0 || cfg.Shard >= shards {
+		return nil, fmt.Errorf("augment/data: block %d of %d of a batch of %d images: the batch must split into equal blocks and the block exist", cfg.Shard, shards, cfg.BatchSize)
+	}
 	l := &Loader{
-		ds:    ds,
-		n:     cfg.BatchSize,
-		steps: ds.Len() / cfg.BatchSize,
-		bad:   map[int]error{},
+		ds:     ds,
+		n:      cfg.BatchSize / shards,
+		global: cfg.BatchSize,
+		offset: cfg.Shard * (cfg.BatchSize / shards),
+		steps:  ds.Len() / cfg.BatchSize,
+		bad:    map[int]error{},
 	}
 	for range cfg.Workers {
 		p, err := augment.New(cfg.Augment)
@@ -324,7 +341,7 @@ func (l *Loader) produce(step int64) {
 		b.pending.Store(int32(l.n))
 		l.order <- b // never blocks: it has room for every buffer
 		for slot := range l.n {
-			pos := k*l.n + slot
+			pos := k*l.global + l.offset + slot
 			select {
 			case l.jobs <- job{b: b, slot: slot, epoch: epoch, pos: pos, index: order[pos]}:
 			case <-done:

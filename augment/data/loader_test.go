@@ -234,6 +234,34 @@ func TestLoaderAllUnreadable(t *testing.T) {
 	}
 }
 
+// TestShardedLoadersMakeTheWholeBatch: the loaders of every block of a
+// batch (data-parallel ranks) produce exactly the whole-batch loader's
+// views and images, block by block, across an epoch boundary.
+func TestShardedLoadersMakeTheWholeBatch(t *testing.T) {
+	ds := &memDataset{n: 26, side: 20}
+	for _, shards := range []int{2, 3} {
+		cfg := LoaderConfig{BatchSize: 6, Seed: 7, Workers: 2, Augment: augment.Config{Size: 8}}
+		steps := 2*ds.n/cfg.BatchSize + 1
+		whole := take(t, startLoader(t, ds, cfg, 0), steps)
+		n := cfg.BatchSize / shards
+		viewLen := 3 * 8 * 8
+		for shard := range shards {
+			c := cfg
+			c.Shards, c.Shard = shards, shard
+			got := take(t, startLoader(t, ds, c, 0), steps)
+			for s := range got {
+				w := whole[s]
+				rows := n * viewLen
+				want := slices.Concat(w.data[shard*rows:(shard+1)*rows], w.data[cfg.BatchSize*viewLen+shard*rows:cfg.BatchSize*viewLen+(shard+1)*rows])
+				if !slices.Equal(got[s].data, want) || !slices.Equal(got[s].indices, w.indices[shard*n:(shard+1)*n]) ||
+					got[s].step != w.step || got[s].epoch != w.epoch {
+					t.Fatalf("%d shards: block %d of step %d differs from the whole batch's", shards, shard, s)
+				}
+			}
+		}
+	}
+}
+
 func TestNewLoaderErrors(t *testing.T) {
 	aug := augment.Config{Size: 4}
 	tests := []struct {
@@ -247,6 +275,8 @@ func TestNewLoaderErrors(t *testing.T) {
 		{"no batch size", &memDataset{n: 5}, LoaderConfig{Augment: aug}, "batch size 0"},
 		{"no image size", &memDataset{n: 5}, LoaderConfig{BatchSize: 2}, "image size"},
 		{"buffer size", &memDataset{n: 5}, LoaderConfig{BatchSize: 2, Augment: aug, Buffers: [][]float32{make([]float32, 10)}}, "buffer 0 has 10 floats, want"},
+		{"uneven shards", &memDataset{n: 9}, LoaderConfig{BatchSize: 5, Shards: 2, Augment: aug}, "equal blocks"},
+		{"no such shard", &memDataset{n: 9}, LoaderConfig{BatchSize: 4, Shards: 2, Shard: 2, Augment: aug}, "equal blocks"},
 	}
 	for _, tc := range tests {
 		_, err := NewLoader(tc.ds, tc.cfg)

@@ -14,12 +14,11 @@
 //   - Each rank's data: every epoch's shuffled order is the one a single
 //     process with the global batch would use (same seed, same order for
 //     any W), and rank r takes images [r·n, (r+1)·n) of each global batch.
-//     Each rank runs the loader over the global batch and keeps its block,
-//     because the loader seeds each image's views by its position in the
-//     epoch and has no notion of a rank's share: views are then exactly
-//     those of one process, at the price of every rank decoding and
-//     augmenting all W·n images (a few percent of a ResNet step at 28 px;
-//     a loader option to produce only a rank's block would remove it).
+//     Each rank's loader makes only that block (data.LoaderConfig.Shard);
+//     the loader keys each image's views by its position in the epoch, so
+//     the views are exactly those of one process with the global batch.
+//     Unreadable images are skipped and counted per rank (rank 0 reports
+//     its own count).
 //   - BatchNorm normalises each rank's batch apart; the running statistics
 //     are the mean over ranks. One process with --batch-size W·n
 //     --shards W computes the same step (graphs.Distributed.Equivalent),
@@ -197,10 +196,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	aug := o.Augment
 	aug.Size = cfg.ImageSize
-	// Every rank loads the global batch and keeps its block, so that each
-	// image's views come from its global position exactly as in one
-	// process (see the package documentation).
-	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: global.Pairs, Workers: workers, Seed: o.Seed, Augment: aug})
+	// Each rank loads only its block of every global batch; the views of an
+	// image come from its global position, exactly as in one process (see
+	// the package documentation).
+	loader, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: global.Pairs, Shards: world, Shard: rank,
+		Workers: workers, Seed: o.Seed, Augment: aug})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
