@@ -170,6 +170,12 @@ var configFlags = []struct {
 	{"--bn-groups", func(c graphs.Config) string { return fmt.Sprint(c.BNGroups) }},
 	{"--bn-lowering", func(c graphs.Config) string { return c.BNLowering }},
 	{"--shards", func(c graphs.Config) string { return fmt.Sprint(c.ShardCount()) }},
+	{"--conv-grad", func(c graphs.Config) string {
+		if c.ConvGrad == "" {
+			return "cpu"
+		}
+		return c.ConvGrad
+	}},
 }
 
 // Compatible returns nil when ck can resume a run of the graphs with

@@ -373,6 +373,10 @@ func TestCompatible(t *testing.T) {
 		{"batchnorm", "x", other(func(c *graphs.Config) { c.BNGroups, c.BNLowering = 2, "primitive" }), []string{
 			"resume with --bn-groups 1 --bn-lowering onnx or start a new --out",
 		}},
+		{"CUDA graph variant", "x", other(func(c *graphs.Config) { c.BNLowering, c.ConvGrad = "primitive", "gpu" }), []string{
+			"checkpoint --bn-lowering onnx, this run primitive; checkpoint --conv-grad cpu, this run gpu",
+			"resume with --bn-lowering onnx --conv-grad cpu or start a new --out",
+		}},
 		{"layout", "0123456789abcdef", testConfig, []string{
 			"written for resnet18-cifar-32px-n128-p64-t0.5 graphs with parameter layout " + m.Identity(),
 			"have layout 0123456789abcdef", "another simclr-ort version",
