@@ -26,9 +26,10 @@ passes).
   T=0.1) and linear probe, on the first --train-limit training and
   --test-limit test images.
 
-Trainings run one after the other. Evaluations run in a queue beside them,
-one at a time, at nice 19, so that they take only the CPU time the training
-leaves idle; their seconds are reported but are not training time.
+Trainings and evaluations run one at a time: each encoder is evaluated as
+soon as it is written, before the next training starts (an evaluation run
+beside a training at nice 19 was tried: ONNX Runtime's spinning threads left
+it almost no CPU). Training wall times therefore exclude evaluation.
 
 Outputs under --out: ours/ (run directory, checkpoints, encoders, logs),
 torch/ (encoders, metrics.jsonl, summary.json, log), evals.json (one result
@@ -44,10 +45,8 @@ sys.dont_write_bytecode = True
 import argparse
 import json
 import os
-import queue
 import shutil
 import subprocess
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,7 +80,7 @@ def run(cmd, log_path, env=None):
 
 
 class Evals:
-    """Evaluations in a background queue, one at a time, results in evals.json."""
+    """Evaluations, one at a time as encoders appear, results kept in evals.json."""
 
     def __init__(self, args):
         self.args = args
@@ -90,50 +89,31 @@ class Evals:
         if os.path.exists(self.path):
             with open(self.path) as f:
                 self.results = json.load(f)
-        self.lock = threading.Lock()
-        self.queue = queue.Queue()
-        self.failed = []
-        self.thread = threading.Thread(target=self._work, daemon=True)
-        self.thread.start()
 
     def key(self, side, step, protocol):
         return f"{side}/{step}/{protocol}/{self.args.train_limit}/{self.args.test_limit}"
 
     def submit(self, side, step, encoder):
+        """Evaluate encoder with both protocols, unless evals.json has them."""
         for protocol in ("knn", "linear"):
-            if self.key(side, step, protocol) not in self.results:
-                self.queue.put((side, step, protocol, encoder))
-
-    def _work(self):
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            side, step, protocol, encoder = item
-            cmd = ["nice", "-n", "19", self.args.simclr_ort, "eval", "--encoder", encoder, "--data", DATA,
+            if self.key(side, step, protocol) in self.results:
+                continue
+            cmd = [self.args.simclr_ort, "eval", "--encoder", encoder, "--data", DATA,
                    "--protocol", protocol, "--train-limit", str(self.args.train_limit),
                    "--test-limit", str(self.args.test_limit), "--threads", "2", "--json"]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
-                self.failed.append(f"{' '.join(cmd)}: status {proc.returncode}: {proc.stderr.strip()}")
-                continue
+                sys.exit(f"study.py: {' '.join(cmd)}: status {proc.returncode}: {proc.stderr.strip()}")
             result = json.loads(proc.stdout)
             result["wall_seconds"] = wall
-            with self.lock:
-                self.results[self.key(side, step, protocol)] = result
-                tmp = self.path + ".tmp"
-                with open(tmp, "w") as f:
-                    json.dump(self.results, f, indent=1, sort_keys=True)
-                os.replace(tmp, self.path)
+            self.results[self.key(side, step, protocol)] = result
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.results, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
             print(f"eval {side} step {step} {protocol}: {100 * result['top1']:.2f}% ({wall:.0f} s)", flush=True)
-
-    def finish(self):
-        self.queue.put(None)
-        self.thread.join()
-        if self.failed:
-            sys.exit("study.py: evaluations failed:\n" + "\n".join(self.failed))
 
     def top1(self, side, step, protocol):
         r = self.results.get(self.key(side, step, protocol))
@@ -298,7 +278,7 @@ def report(args, pts, evals, torch_summary, our_timing, total_wall):
                  f"{ours_steps:.0f} s, median step {num(ours_median)} s); reference "
                  f"{torch_summary['train_seconds'] if torch_summary else 0:.0f} s for {len(ref)} steps "
                  f"(sum of step times {ref_steps:.0f} s, median step {num(ref_median)} s)")
-    lines.append(f"this invocation's wall time {total_wall:.0f} s (evaluations ran beside training at nice 19)")
+    lines.append(f"this invocation's wall time {total_wall:.0f} s (training and evaluation)")
     text = "\n".join(lines)
     print(text)
     study = {"seed": args.seed, "steps": args.steps, "points": pts, "train_limit": args.train_limit,
@@ -339,7 +319,6 @@ def main():
     evals = Evals(args)
     torch_summary = train_torch(args, evals, pts, train=not args.no_train and args.only != "ours")
     timing = train_ours(args, evals, pts, train=not args.no_train and args.only != "reference")
-    evals.finish()
     report(args, pts, evals, torch_summary, timing, time.perf_counter() - start)
 
 
