@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PYTHON ?= /usr/bin/python3
 
-.PHONY: help setup-system setup setup-gpu demo generate test vet parity export-check bench build-mpi test-mpi gpu-check
+.PHONY: help setup-system setup setup-gpu demo generate test vet parity export-check bench build-mpi test-mpi gpu-check study study-smoke
 
 help:
 	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
@@ -17,6 +17,7 @@ help:
 	@echo "make parity        one full training step per model against PyTorch"
 	@echo "make export-check  exported encoders against torchvision's ResNet (PyTorch) and onnx-go (pure Go)"
 	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
+	@echo "make study         simclr-ort against the PyTorch reference on Fashion-MNIST: kNN and linear probe at 0/500/1000/1500 steps (~1 h)"
 	@echo "make generate      regenerate graphs/ (go generate ./gen)"
 
 setup-system:
@@ -87,3 +88,13 @@ parity:
 
 bench:
 	$(PYTHON) tools/bench/compare.py
+
+STUDY_STEPS ?= 1500
+STUDY_SEED ?= 1
+study:
+	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
+	$(PYTHON) tools/study/study.py --steps $(STUDY_STEPS) --seed $(STUDY_SEED) --out runs/study --simclr-ort bin/simclr-ort
+
+study-smoke:
+	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
+	$(PYTHON) tools/study/study.py --steps 30 --out out/study-smoke --train-limit 2000 --test-limit 500 --simclr-ort bin/simclr-ort
