@@ -9,17 +9,14 @@ import (
 	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/internal/npy"
 	"github.com/simclr-ort/simclr-ort/runtime/eval"
-	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/spf13/pflag"
 )
 
 type embedOptions struct {
-	encoder, data, split, out, ortLib string
-	limit, batch, threads             int
-	ep                                string
-	device                            int
-	cuda                              ort.CUDAOptions
-	resize                            bool
+	encoder, data, split, out string
+	limit, batch              int
+	runtime                   runtimeFlags
+	resize                    bool
 }
 
 func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -30,11 +27,7 @@ func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.out, "out", "features.npy", "features as a float32 [N,d] .npy file; labels go to the same name with .labels.npy (int64 [N])")
 	fs.IntVar(&o.limit, "limit", 0, "only the first N images (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
-	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
-	fs.StringVar(&o.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
-	fs.IntVar(&o.device, "device-id", 0, "GPU for --ep cuda")
-	addCUDAFlags(fs, &o.cuda)
-	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
+	addRuntimeFlags(fs, &o.runtime)
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	return func(ctx context.Context) error { return runEmbed(ctx, o) }
 }
@@ -43,7 +36,7 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if o.encoder == "" || o.data == "" {
 		return usageError{fmt.Errorf("embed: --encoder and --data are required")}
 	}
-	if err := ort.InitFor(o.ortLib, o.ep); err != nil {
+	if err := o.runtime.init(); err != nil {
 		return err
 	}
 	enc, err := eval.OpenEncoder(o.encoder)
@@ -58,7 +51,7 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
 		return err
 	}
-	feats, labels, err := eval.Features(enc, ds, o.batch, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device, CUDA: o.cuda})
+	feats, labels, err := eval.Features(enc, ds, o.batch, o.runtime.options())
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/runtime/eval"
-	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/spf13/pflag"
 )
 
@@ -22,13 +21,9 @@ type evalOptions struct {
 	trainLimit  int
 	testLimit   int
 	batch       int
-	threads     int
-	ep          string
-	device      int
-	cuda        ort.CUDAOptions
+	runtime     runtimeFlags
 	asJSON      bool
 	resize      bool
-	ortLib      string
 }
 
 func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -41,13 +36,9 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&o.trainLimit, "train-limit", 0, "use only the first N training images (0: all)")
 	fs.IntVar(&o.testLimit, "test-limit", 0, "use only the first N test images (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
-	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
-	fs.StringVar(&o.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
-	fs.IntVar(&o.device, "device-id", 0, "GPU for --ep cuda")
-	addCUDAFlags(fs, &o.cuda)
+	addRuntimeFlags(fs, &o.runtime)
 	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
-	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library")
 	return func(ctx context.Context) error { return runEval(ctx, o) }
 }
 
@@ -73,7 +64,7 @@ func runEval(_ context.Context, o evalOptions) error {
 	if o.protocol != "knn" && o.protocol != "linear" {
 		return usageError{fmt.Errorf("eval: unknown protocol %q; use knn or linear", o.protocol)}
 	}
-	if err := ort.InitFor(o.ortLib, o.ep); err != nil {
+	if err := o.runtime.init(); err != nil {
 		return err
 	}
 	enc, err := eval.OpenEncoder(o.encoder)
@@ -95,11 +86,11 @@ func runEval(_ context.Context, o evalOptions) error {
 		}
 	}
 	start := time.Now()
-	trainF, trainL, err := eval.Features(enc, train, o.batch, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device, CUDA: o.cuda})
+	trainF, trainL, err := eval.Features(enc, train, o.batch, o.runtime.options())
 	if err != nil {
 		return err
 	}
-	testF, testL, err := eval.Features(enc, test, o.batch, ort.Options{IntraOpThreads: o.threads, Provider: o.ep, DeviceID: o.device, CUDA: o.cuda})
+	testF, testL, err := eval.Features(enc, test, o.batch, o.runtime.options())
 	if err != nil {
 		return err
 	}

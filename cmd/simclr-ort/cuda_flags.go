@@ -17,6 +17,32 @@ func addCUDAFlags(fs *pflag.FlagSet, c *ort.CUDAOptions) {
 	fs.StringVar(&c.ProviderLibrary, "cuda-provider-lib", "", "libonnxruntime_providers_cuda.so (default: beside the ONNX Runtime library)")
 }
 
+// runtimeFlags are the ONNX Runtime flags of the commands that run an
+// exported encoder (embed, eval).
+type runtimeFlags struct {
+	lib, ep         string
+	device, threads int
+	cuda            ort.CUDAOptions
+}
+
+// addRuntimeFlags registers --threads, --ep, --device-id, the CUDA flags
+// and --ort-lib.
+func addRuntimeFlags(fs *pflag.FlagSet, r *runtimeFlags) {
+	fs.IntVar(&r.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	fs.StringVar(&r.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
+	fs.IntVar(&r.device, "device-id", 0, "GPU for --ep cuda")
+	addCUDAFlags(fs, &r.cuda)
+	fs.StringVar(&r.lib, "ort-lib", "", "ONNX Runtime shared library")
+}
+
+// init loads ONNX Runtime for the chosen provider.
+func (r runtimeFlags) init() error { return ort.InitFor(r.lib, r.ep) }
+
+// options are the session options the flags ask for.
+func (r runtimeFlags) options() ort.Options {
+	return ort.Options{IntraOpThreads: r.threads, Provider: r.ep, DeviceID: r.device, CUDA: r.cuda}
+}
+
 // mebibytes is a byte count given on the command line in MiB.
 type mebibytes int64
 

@@ -46,18 +46,9 @@ func FindLibrary(explicit string) (string, error) {
 	if env := os.Getenv(LibraryEnv); env != "" {
 		return checkFile(env, LibraryEnv)
 	}
-	var tried []string
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			p := filepath.Join(dir, DefaultLibraryDir, libraryName)
-			tried = append(tried, p)
-			if _, err := os.Stat(p); err == nil {
-				return p, nil
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
+	p, tried := searchUp(filepath.Join(DefaultLibraryDir, libraryName))
+	if p != "" {
+		return p, nil
 	}
 	if exe, err := os.Executable(); err == nil {
 		for _, p := range []string{
@@ -77,17 +68,25 @@ func FindLibrary(explicit string) (string, error) {
 // findGPULibrary is DefaultGPULibraryDir's libonnxruntime.so in the current
 // directory or a parent, or "".
 func findGPULibrary() string {
+	p, _ := searchUp(filepath.Join(DefaultGPULibraryDir, libraryName))
+	return p
+}
+
+// searchUp looks for rel in the current directory and its parents; it
+// returns the first that exists ("" if none) and every path it tried.
+func searchUp(rel string) (found string, tried []string) {
 	wd, err := os.Getwd()
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	for dir := wd; ; dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, DefaultGPULibraryDir, libraryName)
+		p := filepath.Join(dir, rel)
+		tried = append(tried, p)
 		if _, err := os.Stat(p); err == nil {
-			return p
+			return p, tried
 		}
 		if filepath.Dir(dir) == dir {
-			return ""
+			return "", tried
 		}
 	}
 }
