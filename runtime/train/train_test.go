@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,7 +191,12 @@ func TestPrometheusEndpointDuringRun(t *testing.T) {
 			if err == nil {
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if strings.Contains(string(b), "simclr_steps_total 2") {
+				// The counters are updated one after the other and
+				// gathered concurrently, so a scrape may fall between
+				// them; wait for one that shows two or more whole steps.
+				steps, okSteps := metricValue(string(b), "simclr_steps_total")
+				images, okImages := metricValue(string(b), "simclr_images_processed_total")
+				if okSteps && okImages && steps >= 2 && images == steps*float64(o.Config.Pairs) {
 					scraped = string(b)
 					return
 				}
@@ -204,9 +210,24 @@ func TestPrometheusEndpointDuringRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"simclr_loss ", "simclr_learning_rate ", "simclr_step_duration_seconds_bucket", "simclr_images_processed_total 16", "simclr_data_wait_seconds"} {
+	if scraped == "" {
+		t.Fatal("no scrape during the run showed two whole steps (steps_total and images_processed_total = steps x batch)")
+	}
+	for _, want := range []string{"simclr_loss ", "simclr_learning_rate ", "simclr_step_duration_seconds_bucket", "simclr_images_processed_total ", "simclr_data_wait_seconds"} {
 		if !strings.Contains(scraped, want) {
 			t.Errorf("scrape during the run lacks %q", want)
 		}
 	}
+}
+
+// metricValue returns the value of an unlabelled metric in a Prometheus
+// text exposition.
+func metricValue(exposition, name string) (float64, bool) {
+	for _, line := range strings.Split(exposition, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }
