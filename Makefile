@@ -24,7 +24,7 @@ setup-system:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread \
-		dataset-fashion-mnist libopenmpi-dev openmpi-bin
+		dataset-fashion-mnist libopenmpi-dev openmpi-bin libturbojpeg0
 
 setup:
 	$(GO) mod download

@@ -1,11 +1,10 @@
 package data
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	_ "image/gif"  // register the GIF decoder
-	_ "image/jpeg" // register the JPEG decoder
+	_ "image/jpeg" // register the JPEG decoder (the fallback of libjpeg-turbo)
 	_ "image/png"  // register the PNG decoder
 	"os"
 	"path/filepath"
@@ -172,13 +171,15 @@ func (f *Folder) Label(i int) int { return f.labels[i] }
 // Path returns the file of image i.
 func (f *Folder) Path(i int) string { return f.files[i] }
 
-// Image reads and decodes image i.
+// Image reads and decodes image i. JPEG files are decoded by libjpeg-turbo
+// where it loads (PIL's pixels, as an opaque *image.NRGBA; see
+// JPEGDecoder), everything else by the registered Go decoders.
 func (f *Folder) Image(i int) (image.Image, error) {
 	b, err := os.ReadFile(f.files[i])
 	if err != nil {
 		return nil, fmt.Errorf("augment/data: %w", err)
 	}
-	img, _, err := image.Decode(bytes.NewReader(b))
+	img, err := decodeImage(b)
 	if err != nil {
 		return nil, fmt.Errorf("augment/data: decode %s: %w; the file is corrupt or not an image", f.files[i], err)
 	}

@@ -183,6 +183,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if ds.Len() == 0 {
 		return nil, fmt.Errorf("train: dataset %s is empty; point --data at a folder of class folders with images, or an idx/CIFAR directory", o.Data)
 	}
+	if _, folder := ds.(*data.Folder); folder {
+		decoder, err := data.JPEGDecoder()
+		if err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		if rank == 0 {
+			fmt.Fprintf(o.Out, "JPEG files are decoded by %s\n", decoder)
+		}
+	}
 	if ds.Len() < global.Pairs {
 		if world > 1 {
 			return nil, fmt.Errorf("train: the global batch of %d processes x %d images = %d is larger than the dataset %s (%d images); lower --batch-size or launch at most %d processes",

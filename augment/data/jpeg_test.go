@@ -1,0 +1,90 @@
+package data
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/simclr-ort/simclr-ort/augment/data/internal/turbojpeg"
+)
+
+// TestFolderJPEGDecoder: an image folder's JPEG files are decoded by
+// libjpeg-turbo into opaque NRGBA images close to image/jpeg's pixels
+// (they differ where image/jpeg replicates chroma instead of smoothing
+// it), CMYK JPEGs, which libjpeg-turbo cannot convert to RGB, fall back to
+// image/jpeg, and a truncated JPEG is an error naming the file.
+func TestFolderJPEGDecoder(t *testing.T) {
+	if os.Getenv(JPEGDecoderEnv) == "go" {
+		t.Skipf("%s=go forces image/jpeg", JPEGDecoderEnv)
+	}
+	if err := turbojpeg.Load(); err != nil {
+		t.Skipf("libjpeg-turbo is not installed here (%v)", err)
+	}
+	desc, err := JPEGDecoder()
+	if err != nil || !strings.Contains(desc, "libjpeg-turbo") {
+		t.Fatalf("JPEGDecoder() = %q, %v; want libjpeg-turbo", desc, err)
+	}
+	root := t.TempDir()
+	src := image.NewNRGBA(image.Rect(0, 0, 37, 29))
+	for y := range 29 {
+		for x := range 37 {
+			src.SetNRGBA(x, y, color.NRGBA{uint8(7 * x), uint8(9 * y), uint8(3 * (x + y)), 255})
+		}
+	}
+	good := encode(t, src, ".jpg")
+	cmyk := image.NewCMYK(image.Rect(0, 0, 8, 6))
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = uint8(i * 5)
+	}
+	var cmykJPEG bytes.Buffer
+	if err := jpeg.Encode(&cmykJPEG, cmyk, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "a", "1good.jpg"), good)
+	writeFile(t, filepath.Join(root, "a", "2cmyk.jpg"), cmykJPEG.Bytes())
+	writeFile(t, filepath.Join(root, "a", "3truncated.jpg"), good[:len(good)*2/3])
+	ds, err := OpenFolder(root, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	img, err := ds.Image(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nrgba, ok := img.(*image.NRGBA)
+	if !ok || !nrgba.Opaque() {
+		t.Fatalf("decoded a %T (opaque: %v), want an opaque *image.NRGBA from libjpeg-turbo", img, ok && nrgba.Opaque())
+	}
+	goImg, err := jpeg.Decode(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst, sum := 0, 0
+	for y := range 29 {
+		for x := range 37 {
+			r1, g1, b1, _ := nrgba.At(x, y).RGBA()
+			r2, g2, b2, _ := goImg.At(x, y).RGBA()
+			for _, d := range []int{int(r1>>8) - int(r2>>8), int(g1>>8) - int(g2>>8), int(b1>>8) - int(b2>>8)} {
+				worst = max(worst, d, -d)
+				sum += max(d, -d)
+			}
+		}
+	}
+	if mean := float64(sum) / (3 * 37 * 29); mean > 3 || worst > 32 {
+		t.Errorf("libjpeg-turbo vs image/jpeg: mean difference %.2f levels, worst %d (want a mean below 3)", mean, worst)
+	}
+	t.Logf("libjpeg-turbo vs image/jpeg: mean difference %.2f levels, worst %d", float64(sum)/(3*37*29), worst)
+
+	if img, err := ds.Image(1); err != nil || img.Bounds().Dx() != 8 {
+		t.Errorf("CMYK JPEG: %v (bounds %v), want image/jpeg's decoding", err, img)
+	}
+	if _, err := ds.Image(2); err == nil || !strings.Contains(err.Error(), "3truncated.jpg") {
+		t.Errorf("truncated JPEG: error %v, want one naming the file", err)
+	}
+}
