@@ -106,6 +106,8 @@ type Pipeline struct {
 	small   *image.NRGBA // Size x Size resize target
 	evalBuf *image.NRGBA // Eval's resize target, grown as needed
 	blur    []float32
+	// resampler is the fast path of the resize for opaque NRGBA images.
+	resampler resampler
 }
 
 // New returns a Pipeline for cfg, or an error saying which setting to fix.
@@ -165,8 +167,10 @@ func (p *Pipeline) Draw(rng *rand.Rand, bounds image.Rectangle) Params {
 }
 
 // Apply makes the view described by v from src into dst, a [3, Size, Size]
-// float32 tensor in [0, 1]. It does not allocate when the crop already has
-// the output size; otherwise gift's resize allocates its temporary image.
+// float32 tensor in [0, 1]. Opaque *image.NRGBA sources (JPEG files
+// decoded by libjpeg-turbo) are resized by a direct implementation of
+// gift's bilinear filter that does not allocate once warm; other image
+// types go through gift's Resize, which allocates its temporary image.
 // It panics if len(dst) is not ViewLen or the crop is empty or outside src.
 func (p *Pipeline) Apply(dst []float32, src image.Image, v Params) {
 	n := p.cfg.Size
@@ -180,7 +184,11 @@ func (p *Pipeline) Apply(dst []float32, src image.Image, v Params) {
 	if v.Crop.Dx() == n && v.Crop.Dy() == n {
 		toCHW(dst, sub, v.Flip)
 	} else {
-		p.resize.Draw(p.small, sub)
+		if nrgba, ok := sub.(*image.NRGBA); ok && nrgba.Opaque() {
+			p.resampler.resize(p.small, nrgba)
+		} else {
+			p.resize.Draw(p.small, sub)
+		}
 		toCHW(dst, p.small, v.Flip)
 	}
 	if v.Jitter {
