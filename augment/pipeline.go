@@ -184,9 +184,7 @@ func (p *Pipeline) Apply(dst []float32, src image.Image, v Params) {
 	if v.Crop.Dx() == n && v.Crop.Dy() == n {
 		toCHW(dst, sub, v.Flip)
 	} else {
-		if nrgba, ok := sub.(*image.NRGBA); ok && nrgba.Opaque() {
-			p.resampler.resize(p.small, nrgba)
-		} else {
+		if nrgba, ok := sub.(*image.NRGBA); !ok || !p.resampler.resize(p.small, nrgba) {
 			p.resize.Draw(p.small, sub)
 		}
 		toCHW(dst, p.small, v.Flip)

@@ -76,9 +76,11 @@ func (rw *resampleWeights) prepare(src, dst int) {
 	}
 }
 
-// resize writes src, which must be opaque, resized to dst's bounds into
-// dst (alpha 255), rounding to 8 bits as gift does.
-func (r *resampler) resize(dst, src *image.NRGBA) {
+// resize writes src resized to dst's bounds into dst (alpha 255),
+// rounding to 8 bits as gift does, and reports true, if every source pixel
+// the filter reads is opaque; otherwise it reports false and dst is
+// garbage (gift's resize, which weights colours by alpha, must do it).
+func (r *resampler) resize(dst, src *image.NRGBA) bool {
 	sb, db := src.Bounds(), dst.Bounds()
 	sw, sh, dw, dh := sb.Dx(), sb.Dy(), db.Dx(), db.Dy()
 	r.x.prepare(sw, dw)
@@ -90,6 +92,7 @@ func (r *resampler) resize(dst, src *image.NRGBA) {
 	tmp := r.tmp[:3*plane]
 	tr, tg, tb := tmp[:plane], tmp[plane:2*plane], tmp[2*plane:]
 	// Horizontal pass: every source row of the crop to dw samples.
+	alpha := uint8(0xff)
 	for y := range sh {
 		row := src.Pix[src.PixOffset(sb.Min.X, sb.Min.Y+y):]
 		row = row[:4*sw]
@@ -99,13 +102,17 @@ func (r *resampler) resize(dst, src *image.NRGBA) {
 			px = px[:4*len(ws)]
 			var cr, cg, cb float32
 			for k, w := range ws {
-				p := px[4*k : 4*k+3 : 4*k+3]
+				p := px[4*k : 4*k+4 : 4*k+4]
 				cr += float32(p[0]) * w
 				cg += float32(p[1]) * w
 				cb += float32(p[2]) * w
+				alpha &= p[3]
 			}
 			tr[y*dw+i], tg[y*dw+i], tb[y*dw+i] = to16(cr), to16(cg), to16(cb)
 		}
+	}
+	if alpha != 0xff {
+		return false
 	}
 	// Vertical pass: dh output rows, each a weighted sum of tmp rows.
 	if cap(r.acc) < 3*dw {
@@ -132,6 +139,7 @@ func (r *resampler) resize(dst, src *image.NRGBA) {
 			p[0], p[1], p[2], p[3] = roundU8(ar[i]*(255.0/65535)), roundU8(ag[i]*(255.0/65535)), roundU8(ab[i]*(255.0/65535)), 0xff
 		}
 	}
+	return true
 }
 
 // to16 rounds a value on the 0..255 scale to gift's 16-bit intermediate

@@ -42,7 +42,9 @@ func TestResampleMatchesGift(t *testing.T) {
 			sub := src.SubImage(c.crop).(*image.NRGBA)
 			got := image.NewNRGBA(image.Rect(0, 0, c.out, c.out))
 			want := image.NewNRGBA(image.Rect(0, 0, c.out, c.out))
-			r.resize(got, sub)
+			if !r.resize(got, sub) {
+				t.Fatal("an opaque image was reported translucent")
+			}
 			g := gift.New(gift.Resize(c.out, c.out, gift.LinearResampling))
 			g.SetParallelization(false)
 			g.Draw(want, sub)
@@ -61,6 +63,25 @@ func TestResampleMatchesGift(t *testing.T) {
 	}
 }
 
+// TestResampleRefusesTranslucentPixels: a translucent pixel inside the
+// crop sends the resize back to gift (which weights colours by alpha); one
+// outside the crop does not.
+func TestResampleRefusesTranslucentPixels(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 40, 40))
+	for i := range src.Pix {
+		src.Pix[i] = 0xff
+	}
+	src.Pix[src.PixOffset(30, 30)+3] = 0x80
+	dst := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+	var r resampler
+	if !r.resize(dst, src.SubImage(image.Rect(0, 0, 20, 20)).(*image.NRGBA)) {
+		t.Error("crop without the translucent pixel refused")
+	}
+	if r.resize(dst, src.SubImage(image.Rect(10, 10, 40, 40)).(*image.NRGBA)) {
+		t.Error("crop with a translucent pixel accepted")
+	}
+}
+
 // BenchmarkResize32 compares the direct resize with gift's on a typical
 // RandomResizedCrop of a photo-sized image to 32x32.
 func BenchmarkResize32(b *testing.B) {
@@ -76,7 +97,9 @@ func BenchmarkResize32(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		var r resampler
 		for b.Loop() {
-			r.resize(dst, sub)
+			if !r.resize(dst, sub) {
+				b.Fatal("translucent")
+			}
 		}
 	})
 	b.Run("gift", func(b *testing.B) {
