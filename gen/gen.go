@@ -19,6 +19,15 @@ import (
 // generator's output changes meaning.
 const ProducerVersion = "0.1.0"
 
+// ConvsAsGemmEnv names the environment variable that, set to "0", keeps
+// every convolution a Conv node (simclr.ConvsAsGemmEnv).
+const ConvsAsGemmEnv = simclr.ConvsAsGemmEnv
+
+// ConvsAsGemm reports whether the CPU training graphs rewrite small-map
+// convolutions as patches and one Gemm (see simclr.ConvsAsGemmEnv); when it
+// is off, the embedded graphs/ (built with the rewrite) do not apply.
+func ConvsAsGemm() bool { return simclr.ConvsAsGemm() }
+
 // Build generates the graphs and manifest of one configuration in memory.
 func Build(cfg graphs.Config) (*simclr.Built, error) {
 	return simclr.Build(cfg, ProducerVersion)

@@ -91,7 +91,7 @@ func runStep(ctx context.Context, o stepOptions) error {
 		return err
 	}
 	source := "graphs/ (embedded)"
-	if !ok {
+	if !ok || !gen.ConvsAsGemm() {
 		b, err := gen.Build(cfg)
 		if err != nil {
 			return err

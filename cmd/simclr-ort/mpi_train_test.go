@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 )
@@ -110,6 +111,9 @@ func losses(t *testing.T, dir string) map[int64]float64 {
 // refused, naming the launch that fits, with another world size.
 func TestMPITrainTracksShardedProcess(t *testing.T) {
 	needMPI(t)
+	// Convolutions as Conv nodes in both runs (see gen.ConvsAsGemmEnv):
+	// per-step equality needs each view's result independent of the batch.
+	t.Setenv(gen.ConvsAsGemmEnv, "0")
 	data := smallFolder(t)
 	two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
 	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4"))

@@ -2,6 +2,7 @@ package simclr
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/simclr-ort/simclr-ort/gen/graph"
@@ -71,6 +72,7 @@ func buildTrain(cfg graphs.Config) (*graph.Graph, *graphs.Manifest) {
 	for _, b := range n.buffers {
 		g.Output(b.Output, n.newStats[b.Name])
 	}
+	lowerConvs(g, cfg)
 	return g, &graphs.Manifest{
 		Config:          cfg,
 		FeatureDim:      int(h.Shape()[1]),
@@ -120,3 +122,26 @@ func InferenceGraph(cfg graphs.Config, withProjector bool) *graph.Graph {
 	}
 	return g
 }
+
+// lowerConvs rewrites the convolutions that ONNX Runtime's CPU provider
+// runs faster as patches and one Gemm (graph.CPUConvAsGemm) in the CPU
+// variant of a training graph; the GPU variant keeps Conv nodes for
+// cuDNN.
+func lowerConvs(g *graph.Graph, cfg graphs.Config) {
+	if cfg.ConvGrad != "gpu" && ConvsAsGemm() {
+		g.ConvsAsGemm(graph.CPUConvAsGemm)
+	}
+}
+
+// ConvsAsGemmEnv names the environment variable that, set to "0", keeps
+// every convolution of the CPU training graphs a Conv node. Without the
+// rewrite, each view's results do not depend on the rest of the batch
+// (ONNX Runtime convolves image by image), so a data-parallel rank and the
+// single process it is compared with compute bit for bit the same; with
+// it, the Gemm's blocking depends on the number of columns (views x
+// pixels), and they agree to float32 rounding. The exactness tests set it.
+const ConvsAsGemmEnv = "SIMCLR_ORT_CONV_AS_GEMM"
+
+// ConvsAsGemm reports whether CPU training graphs rewrite small-map
+// convolutions as patches and one Gemm (the default; see ConvsAsGemmEnv).
+func ConvsAsGemm() bool { return os.Getenv(ConvsAsGemmEnv) != "0" }

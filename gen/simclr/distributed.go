@@ -156,6 +156,7 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forwa
 	for i, d := range grads {
 		bwdOut[i] = graph.Port{Name: m.Params[i].Output, Value: d}
 	}
+	lowerConvs(g, cfg)
 	return g.Extract(name+".forward", fwdIn, fwdOut), g.Extract(name+".backward", bwdIn, bwdOut)
 }
 

@@ -442,7 +442,7 @@ func graphsFor(cfg graphs.Config) (*graphs.Manifest, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: %w", err)
 	}
-	if ok {
+	if ok && gen.ConvsAsGemm() {
 		return m, trainGraph, nil
 	}
 	b, err := gen.Build(cfg)
