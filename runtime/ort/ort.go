@@ -181,6 +181,15 @@ type Options struct {
 	// tensors are then freed back to the system allocator instead of being
 	// pooled for the session's life.
 	NoArena bool
+	// MemPattern keeps ONNX Runtime's memory-pattern planning on for the
+	// CPU provider, where it is off by default: the planned block of a
+	// training step was 1.6-1.7x the memory that allocating from the arena
+	// as tensors come and go takes, for no speed (ResNet18 64 px, batch 64:
+	// peak RSS 1.22 GB with the pattern, 0.73 GB without; 28 px, batch 128:
+	// 0.67 vs 0.43 GB; ResNet50 64 px, batch 32: 1.71 vs 1.01 GB; step
+	// times equal within the noise). The CUDA provider keeps ONNX
+	// Runtime's default.
+	MemPattern bool
 	// Provider is the execution provider: "" or "cpu", or "cuda". A CUDA
 	// provider that cannot be created is an error; there is no silent
 	// fallback to the CPU.
@@ -233,6 +242,11 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 	if opts.DisableOptimizations || os.Getenv(DisableOptimizationsEnv) != "" {
 		if err := so.SetGraphOptimizationLevel(onnxruntime.GraphOptimizationLevelDisableAll); err != nil {
 			return nil, fmt.Errorf("ort: disable optimizations: %w", err)
+		}
+	}
+	if (opts.Provider == "" || opts.Provider == "cpu") && !opts.MemPattern {
+		if err := so.SetMemPattern(false); err != nil {
+			return nil, fmt.Errorf("ort: turn memory-pattern planning off: %w", err)
 		}
 	}
 	if opts.NoArena {
