@@ -175,11 +175,17 @@ func (f *Folder) Path(i int) string { return f.files[i] }
 // where it loads (PIL's pixels, as an opaque *image.NRGBA; see
 // JPEGDecoder), everything else by the registered Go decoders.
 func (f *Folder) Image(i int) (image.Image, error) {
+	return f.imageScratch(i, nil)
+}
+
+// imageScratch is Image decoding JPEG files into a caller's scratch image
+// (see scratchImager).
+func (f *Folder) imageScratch(i int, scratch **image.NRGBA) (image.Image, error) {
 	b, err := os.ReadFile(f.files[i])
 	if err != nil {
 		return nil, fmt.Errorf("augment/data: %w", err)
 	}
-	img, err := decodeImage(b)
+	img, err := decodeImage(b, scratch)
 	if err != nil {
 		return nil, fmt.Errorf("augment/data: decode %s: %w; the file is corrupt or not an image", f.files[i], err)
 	}

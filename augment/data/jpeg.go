@@ -78,7 +78,10 @@ func isJPEG(b []byte) bool {
 // decodeImage decodes the image file in b: JPEG files with libjpeg-turbo
 // when chosen (falling back to image/jpeg for the rare files it refuses,
 // such as CMYK JPEGs), everything else with the registered Go decoders.
-func decodeImage(b []byte) (image.Image, error) {
+// With a non-nil scratch, libjpeg-turbo decodes into *scratch when it has
+// room and leaves the buffer it used there: the image is then valid until
+// the next call with the same scratch.
+func decodeImage(b []byte, scratch **image.NRGBA) (image.Image, error) {
 	chooseJPEGDecoder()
 	if jpegChoiceErr != nil {
 		return nil, jpegChoiceErr
@@ -90,9 +93,16 @@ func decodeImage(b []byte) (image.Image, error) {
 	var turboErr error
 	switch d := turboDecoders.Get().(type) {
 	case *turbojpeg.Decoder:
-		img, err := d.Decode(b, nil)
+		var dst *image.NRGBA
+		if scratch != nil {
+			dst = *scratch
+		}
+		img, err := d.Decode(b, dst)
 		turboDecoders.Put(d)
 		if err == nil {
+			if scratch != nil {
+				*scratch = img
+			}
 			return img, nil
 		}
 		turboErr = err

@@ -5,11 +5,14 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/simclr-ort/simclr-ort/augment"
 	"github.com/simclr-ort/simclr-ort/augment/data/internal/turbojpeg"
 )
 
@@ -86,5 +89,56 @@ func TestFolderJPEGDecoder(t *testing.T) {
 	}
 	if _, err := ds.Image(2); err == nil || !strings.Contains(err.Error(), "3truncated.jpg") {
 		t.Errorf("truncated JPEG: error %v, want one naming the file", err)
+	}
+}
+
+// TestLoaderReusesJPEGScratch: a worker decodes JPEG files of different
+// sizes into one scratch image, grown as needed; every view equals the view
+// made from a freshly decoded image with the same random decisions.
+func TestLoaderReusesJPEGScratch(t *testing.T) {
+	if err := turbojpeg.Load(); err != nil {
+		t.Skipf("libjpeg-turbo is not installed here (%v)", err)
+	}
+	root := t.TempDir()
+	sizes := [][2]int{{40, 30}, {90, 70}, {20, 50}, {64, 64}, {33, 17}, {120, 80}}
+	for i, sz := range sizes {
+		img := image.NewNRGBA(image.Rect(0, 0, sz[0], sz[1]))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(p*7 + i*31)
+		}
+		writeFile(t, filepath.Join(root, "c", string(rune('a'+i))+".jpg"), encode(t, img, ".jpg"))
+	}
+	ds, err := OpenFolder(root, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := LoaderConfig{BatchSize: len(sizes), Workers: 1, Seed: 3, Augment: augment.Config{Size: 8}}
+	l := startLoader(t, ds, cfg, 0)
+	for range 2 {
+		b, err := l.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := augment.New(cfg.Augment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view := p.ViewLen()
+		want1, want2 := make([]float32, view), make([]float32, view)
+		for slot, idx := range b.Indices {
+			img, err := ds.Image(idx) // a fresh image, no scratch
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One batch per epoch: an image's position in the epoch is its slot.
+			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(b.Epoch)<<40|uint64(slot)))
+			p.Pair(want1, want2, img, rng)
+			got1 := b.Data[slot*view : (slot+1)*view]
+			got2 := b.Data[(slot+len(sizes))*view : (slot+len(sizes)+1)*view]
+			if !slices.Equal(got1, want1) || !slices.Equal(got2, want2) {
+				t.Fatalf("step %d slot %d (image %d): views differ from those of a freshly decoded image", b.Step, slot, idx)
+			}
+		}
+		b.Release()
 	}
 }
