@@ -66,20 +66,31 @@ func buildDisttest(t *testing.T) string {
 	return bin
 }
 
+// TestExactAgainstShardedGraph: W ranks of n pairs under mpirun give the
+// loss, gradients and running statistics of one process of W·n pairs in W
+// BatchNorm shards. The small cases keep Conv nodes (gen.ConvsAsGemmEnv=0),
+// where each view's result does not depend on its batch, and so check the
+// protocol on tiny, badly conditioned batches; the "gemm" cases use the
+// default graphs, whose patches+Gemm convolutions round by the batch's
+// column count, at sizes where float32 is well conditioned (measured:
+// loss <= 1.2e-7, gradients <= 2.1e-6, running statistics <= 1.3e-7).
 func TestExactAgainstShardedGraph(t *testing.T) {
 	bin := buildDisttest(t)
-	// Convolutions as Conv nodes on both sides (see gen.ConvsAsGemmEnv):
-	// exactness needs each view's result independent of the batch it is in.
-	t.Setenv(gen.ConvsAsGemmEnv, "0")
 	for _, c := range []struct {
 		np, pairs, size int
 		stem            string
+		gemm            bool
 	}{
-		{2, 2, 8, "cifar"},
-		{2, 4, 16, "imagenet"},
-		{3, 2, 8, "cifar"},
+		{2, 2, 8, "cifar", false},
+		{2, 4, 16, "imagenet", false},
+		{3, 2, 8, "cifar", false},
+		{2, 16, 16, "imagenet", true},
+		{2, 32, 28, "imagenet", true},
 	} {
-		t.Run(fmt.Sprintf("np%d-n%d-%s%d", c.np, c.pairs, c.stem, c.size), func(t *testing.T) {
+		t.Run(fmt.Sprintf("np%d-n%d-%s%d-gemm%v", c.np, c.pairs, c.stem, c.size, c.gemm), func(t *testing.T) {
+			if !c.gemm {
+				t.Setenv(gen.ConvsAsGemmEnv, "0")
+			}
 			out := filepath.Join(t.TempDir(), "result.gob")
 			start := time.Now()
 			cmd := exec.Command("mpirun", "--oversubscribe", "-np", strconv.Itoa(c.np), bin,
