@@ -147,6 +147,8 @@ func TestBadFilesAreErrors(t *testing.T) {
 		b    []byte
 	}{
 		{"truncated", good[:len(good)/2]},
+		{"truncated at 90%", good[:len(good)*9/10]},
+		{"truncated at 99%", good[:len(good)*99/100]},
 		{"header only", good[:200]},
 		{"garbage", garbage},
 		{"empty", nil},
@@ -161,6 +163,17 @@ func TestBadFilesAreErrors(t *testing.T) {
 				t.Errorf("error %q lacks the package prefix", err)
 			}
 		})
+	}
+	// Every cut of a photo-sized file is an error, and the decoder still
+	// decodes the whole file after each.
+	big := photo(t, 500, 375, false)
+	for cut := len(big) / 2; cut < len(big)-1; cut += len(big) / 97 {
+		if _, err := d.Decode(big[:cut], nil); err == nil {
+			t.Errorf("a 500x375 file cut to %d of %d bytes decoded without error", cut, len(big))
+		}
+	}
+	if _, err := d.Decode(big, nil); err != nil {
+		t.Fatalf("whole file after cuts: %v", err)
 	}
 	// The decoder still works after errors.
 	if _, err := d.Decode(good, nil); err != nil {
