@@ -13,9 +13,11 @@ import (
 // four float32s through a per-pixel type switch and keeps a 16-bit
 // intermediate image; for a 32x32 view of a photo-sized crop that was most
 // of the view's cost. The filter weights are computed exactly as gift
-// computes them (from gift.LinearResampling's Kernel and Support) and the
-// horizontal pass is rounded to 16 bits as gift's intermediate image is, so
-// the views equal gift's up to float32 rounding (TestResampleMatchesGift). It keeps scratch buffers: one per Pipeline.
+// computes them (from gift.LinearResampling's Kernel and Support), and the
+// horizontal pass is rounded to 16 bits where gift keeps a 16-bit
+// intermediate image (both sides resized). The views equal gift's within
+// one 8-bit level, where float32 sums in another order break exact
+// half-level ties the other way (TestResampleMatchesGift). It keeps scratch buffers: one per Pipeline.
 type resampler struct {
 	x, y resampleWeights
 	tmp  []float32 // horizontal pass in 16-bit levels: [3][srcH][dstW]
@@ -91,6 +93,13 @@ func (r *resampler) resize(dst, src *image.NRGBA) bool {
 	}
 	tmp := r.tmp[:3*plane]
 	tr, tg, tb := tmp[:plane], tmp[plane:2*plane], tmp[2*plane:]
+	// gift keeps a 16-bit intermediate image only when both sides change;
+	// a resize along one axis is a single pass straight to 8 bits.
+	quantize := sw != dw && sh != dh
+	outScale := float32(1)
+	if quantize {
+		outScale = 255.0 / 65535
+	}
 	// Horizontal pass: every source row of the crop to dw samples.
 	alpha := uint8(0xff)
 	for y := range sh {
@@ -108,7 +117,10 @@ func (r *resampler) resize(dst, src *image.NRGBA) bool {
 				cb += float32(p[2]) * w
 				alpha &= p[3]
 			}
-			tr[y*dw+i], tg[y*dw+i], tb[y*dw+i] = to16(cr), to16(cg), to16(cb)
+			if quantize {
+				cr, cg, cb = to16(cr), to16(cg), to16(cb)
+			}
+			tr[y*dw+i], tg[y*dw+i], tb[y*dw+i] = cr, cg, cb
 		}
 	}
 	if alpha != 0xff {
@@ -136,7 +148,7 @@ func (r *resampler) resize(dst, src *image.NRGBA) bool {
 		out = out[:4*dw]
 		for i := range dw {
 			p := out[4*i : 4*i+4 : 4*i+4]
-			p[0], p[1], p[2], p[3] = roundU8(ar[i]*(255.0/65535)), roundU8(ag[i]*(255.0/65535)), roundU8(ab[i]*(255.0/65535)), 0xff
+			p[0], p[1], p[2], p[3] = roundU8(ar[i]*outScale), roundU8(ag[i]*outScale), roundU8(ab[i]*outScale), 0xff
 		}
 	}
 	return true

@@ -35,6 +35,8 @@ func TestResampleMatchesGift(t *testing.T) {
 		{"up", image.Rect(100, 100, 120, 115), 32},
 		{"mixed", image.Rect(0, 200, 300, 220), 64},
 		{"one pixel", image.Rect(10, 10, 11, 11), 8},
+		{"height only", image.Rect(5, 7, 37, 31), 32},
+		{"width only", image.Rect(9, 3, 49, 35), 32},
 	}
 	var r resampler
 	for _, c := range cases {
