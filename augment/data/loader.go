@@ -351,6 +351,11 @@ func (l *Loader) produce(step int64) {
 	}
 }
 
+// maxScratchBytes bounds the scratch image a worker keeps between images:
+// one larger (a photo of 4000x3000 pixels is 48 MB) is dropped after use
+// rather than held by every worker for the whole run.
+const maxScratchBytes = 32 << 20
+
 // scratchImager is a Dataset that can decode into a worker's scratch
 // image instead of allocating one per image (a 500x375 JPEG is 750 KB of
 // pixels, and collecting them cost the JPEG pipeline about 15%). The image
@@ -374,6 +379,9 @@ func (l *Loader) work(p *augment.Pipeline) {
 			viewSrc.Seed(l.cfg.Seed, key)
 			replSrc.Seed(l.cfg.Seed^replaceSalt, key)
 			l.fill(j, p, viewRNG, replRNG, &scratch)
+			if scratch != nil && cap(scratch.Pix) > maxScratchBytes {
+				scratch = nil
+			}
 		}
 		if j.b.pending.Add(-1) == 0 {
 			j.b.done <- struct{}{}
