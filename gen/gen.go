@@ -56,7 +56,9 @@ func Inference(cfg graphs.Config, withProjector bool) ([]byte, error) {
 func Files() (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, cfg := range graphs.Default() {
-		b, err := Build(cfg)
+		// The embedded graphs are always the default formulation, whatever
+		// the environment of `go generate` says.
+		b, err := simclr.BuildWith(cfg, ProducerVersion, simclr.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("gen: %s: %w", cfg.Name(), err)
 		}

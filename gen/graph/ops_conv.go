@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 )
@@ -370,7 +371,7 @@ func (g *Graph) ConvsAsGemm(asGemm func(ConvShape) bool) int {
 		x, w, y := n.Inputs[0], n.Inputs[1], n.Outputs[0]
 		s := ConvShape{Batch: x.shape[0], InChannels: x.shape[1], OutChannels: w.shape[0], Height: x.shape[2], Width: x.shape[3],
 			Kernel: op.kernel[0], Stride: op.strides[0], Pad: op.pads[0]}
-		if s.Batch == Dynamic || !asGemm(s) {
+		if slices.Contains(x.shape, Dynamic) || slices.Contains(w.shape, Dynamic) || !asGemm(s) {
 			g.nodes = append(g.nodes, n)
 			continue
 		}

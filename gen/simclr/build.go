@@ -24,14 +24,29 @@ type Built struct {
 	Inference []byte
 }
 
-// Build generates the training and inference graphs of a configuration.
+// Options are choices of the generator that change how a graph computes,
+// not what.
+type Options struct {
+	// ConvNodes keeps every convolution of a CPU training graph a Conv node
+	// instead of rewriting small-map convolutions as patches and one Gemm
+	// (see ConvsAsGemmEnv).
+	ConvNodes bool
+}
+
+// Build generates the training and inference graphs of a configuration,
+// with the options the environment asks for (ConvsAsGemmEnv).
 // producerVersion is recorded in the files.
 func Build(cfg graphs.Config, producerVersion string) (*Built, error) {
+	return BuildWith(cfg, producerVersion, Options{ConvNodes: !ConvsAsGemm()})
+}
+
+// BuildWith is Build with explicit options; the environment is not read.
+func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built, error) {
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	trainGraph, m := buildTrain(cfg)
+	trainGraph, m := buildTrain(cfg, opts)
 	inferGraph := buildInference(cfg)
 	meta := map[string]string{"simclr.config": cfg.Name()}
 	train, err := graph.Marshal(trainGraph.Model(producerVersion, meta))
@@ -53,7 +68,7 @@ func Build(cfg graphs.Config, producerVersion string) (*Built, error) {
 // statistics. Both views go through the encoder as one [2N,3,H,W] batch:
 // one pass with twice the batch keeps the matrix products large, and
 // BatchNorm's statistics cover both views unless BNGroups asks otherwise.
-func buildTrain(cfg graphs.Config) (*graph.Graph, *graphs.Manifest) {
+func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest) {
 	g := graph.New(cfg.Name() + ".train")
 	size := int64(cfg.ImageSize)
 	views := g.Input(TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
@@ -72,7 +87,7 @@ func buildTrain(cfg graphs.Config) (*graph.Graph, *graphs.Manifest) {
 	for _, b := range n.buffers {
 		g.Output(b.Output, n.newStats[b.Name])
 	}
-	lowerConvs(g, cfg)
+	lowerConvs(g, cfg, opts)
 	return g, &graphs.Manifest{
 		Config:          cfg,
 		FeatureDim:      int(h.Shape()[1]),
@@ -127,8 +142,8 @@ func InferenceGraph(cfg graphs.Config, withProjector bool) *graph.Graph {
 // runs faster as patches and one Gemm (graph.CPUConvAsGemm) in the CPU
 // variant of a training graph; the GPU variant keeps Conv nodes for
 // cuDNN.
-func lowerConvs(g *graph.Graph, cfg graphs.Config) {
-	if cfg.ConvGrad != "gpu" && ConvsAsGemm() {
+func lowerConvs(g *graph.Graph, cfg graphs.Config, opts Options) {
+	if cfg.ConvGrad != "gpu" && !opts.ConvNodes {
 		g.ConvsAsGemm(graph.CPUConvAsGemm)
 	}
 }

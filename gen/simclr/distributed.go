@@ -156,7 +156,7 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forwa
 	for i, d := range grads {
 		bwdOut[i] = graph.Port{Name: m.Params[i].Output, Value: d}
 	}
-	lowerConvs(g, cfg)
+	lowerConvs(g, cfg, Options{ConvNodes: !ConvsAsGemm()})
 	return g.Extract(name+".forward", fwdIn, fwdOut), g.Extract(name+".backward", bwdIn, bwdOut)
 }
 
