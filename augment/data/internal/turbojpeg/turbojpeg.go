@@ -59,7 +59,6 @@ static int simclr_tj_decode_rgba(tjhandle h, const unsigned char* b, unsigned lo
 import "C"
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -193,9 +192,19 @@ func (d *Decoder) Decode(b []byte, dst *image.NRGBA) (*image.NRGBA, error) {
 // data every 0xFF byte is followed by 0x00 or a restart marker, so neither
 // marker can appear there; an EXIF thumbnail's markers come before the
 // main image's scans.
+// It reads backwards from the end, so a complete file costs a few bytes.
 func truncated(b []byte) bool {
-	sos := bytes.LastIndex(b, []byte{0xFF, 0xDA})
-	return sos < 0 || !bytes.Contains(b[sos+2:], []byte{0xFF, 0xD9})
+	for i := len(b) - 2; i >= 0; i-- {
+		if b[i] == 0xFF {
+			switch b[i+1] {
+			case 0xD9:
+				return false
+			case 0xDA:
+				return true
+			}
+		}
+	}
+	return true
 }
 
 // renew replaces the decompressor after an error: libjpeg keeps state
