@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -63,13 +62,7 @@ func TestConvsAsGemm(t *testing.T) {
 				t.Errorf("rewrote %d convolutions, want %d", n, c.wantRewritten)
 			}
 			for _, name := range []string{"y", "dx", "dw"} {
-				var num, den float64
-				for i := range want[name] {
-					d := float64(got[name][i] - want[name][i])
-					num += d * d
-					den += float64(want[name][i]) * float64(want[name][i])
-				}
-				if rel := math.Sqrt(num / den); !(rel < 1e-6) {
+				if rel := gradcheck.RelL2(got[name], want[name]); !(rel < 1e-6) {
 					t.Errorf("%s: relative L2 difference %.2g (want < 1e-6)", name, rel)
 				}
 			}

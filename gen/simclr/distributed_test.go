@@ -99,17 +99,6 @@ func fill(r *rand.Rand, spec graphs.Tensor, dst []float32, perturb bool) {
 	}
 }
 
-// relL2 is ‖got - want‖₂ / ‖want‖₂ in float64.
-func relL2(got, want []float32) float64 {
-	var d2, w2 float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		d2 += d * d
-		w2 += float64(want[i]) * float64(want[i])
-	}
-	return math.Sqrt(d2 / math.Max(w2, 1e-300))
-}
-
 // splitStep runs the distributed graphs of one rank configuration for
 // world ranks emulated in one process: every rank's forward, the loss on
 // the gathered z, every rank's backward on its block of dz_all; it returns
@@ -302,7 +291,7 @@ func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 			}
 			worst, worstName := -1.0, ""
 			for i, p := range single.Manifest.Params {
-				rel := relL2(toFloat32(grads[i]), train.r.out[p.Output].data)
+				rel := gradcheck.RelL2(toFloat32(grads[i]), train.r.out[p.Output].data)
 				if rel > c.tolGrads || math.IsNaN(rel) {
 					t.Errorf("gradient of %s: relative L2 error %.2g > %.2g", p.Name, rel, c.tolGrads)
 				}
@@ -313,7 +302,7 @@ func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 			t.Logf("%d gradients, worst relative L2 error %.2g (%s)", len(grads), worst, worstName)
 			worst, worstName = -1, ""
 			for i, bf := range single.Manifest.Buffers {
-				rel := relL2(toFloat32(newBuffers[i]), train.r.out[bf.Output].data)
+				rel := gradcheck.RelL2(toFloat32(newBuffers[i]), train.r.out[bf.Output].data)
 				if rel > tolRunningStats || math.IsNaN(rel) {
 					t.Errorf("new %s: relative L2 error %.2g > %.2g", bf.Name, rel, tolRunningStats)
 				}
@@ -396,7 +385,7 @@ func TestLossGraphGradient(t *testing.T) {
 				z.data[i] = orig
 				fd[i] = float32((plus - minus) / (float64(orig+eps) - float64(orig-eps)))
 			}
-			if rel := relL2(analytic, fd); rel > tolLossGradFD || math.IsNaN(rel) {
+			if rel := gradcheck.RelL2(analytic, fd); rel > tolLossGradFD || math.IsNaN(rel) {
 				t.Errorf("dz_all relative L2 error %.3g > %.3g against finite differences", rel, tolLossGradFD)
 			} else {
 				t.Logf("dz_all relative L2 error %.2g against finite differences", rel)

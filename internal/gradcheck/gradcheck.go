@@ -270,3 +270,18 @@ func Eval(t testing.TB, build func(g *graph.Graph) *graph.Value) []float32 {
 	}
 	return out
 }
+
+// RelL2 is ‖got − want‖₂ / ‖want‖₂, accumulated in float64: the relative
+// error the whole-step comparisons gate on.
+func RelL2(got, want []float32) float64 {
+	if len(got) != len(want) {
+		panic(fmt.Sprintf("gradcheck: RelL2 of %d and %d values", len(got), len(want)))
+	}
+	var d2, w2 float64
+	for i := range want {
+		d := float64(got[i]) - float64(want[i])
+		d2 += d * d
+		w2 += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(d2 / math.Max(w2, 1e-300))
+}

@@ -149,7 +149,7 @@ func TestExactAgainstShardedGraph(t *testing.T) {
 			}
 			worst, worstName := 0.0, ""
 			for i, p := range b.Manifest.Params {
-				d := relL2(got.Grads[i], md.Grads[i])
+				d := gradcheck.RelL2(got.Grads[i], md.Grads[i])
 				if d > worst {
 					worst, worstName = d, p.Name
 				}
@@ -160,7 +160,7 @@ func TestExactAgainstShardedGraph(t *testing.T) {
 			t.Logf("gradients: worst relative L2 difference %.3g (%s)", worst, worstName)
 			worst = 0
 			for i, bf := range b.Manifest.Buffers {
-				d := relL2(got.NewBuffers[i], md.NewBuffers[i])
+				d := gradcheck.RelL2(got.NewBuffers[i], md.NewBuffers[i])
 				worst = max(worst, d)
 				if d > tolStats {
 					t.Errorf("running statistic %s: relative L2 difference %.3g > %g", bf.Name, d, tolStats)
@@ -169,15 +169,4 @@ func TestExactAgainstShardedGraph(t *testing.T) {
 			t.Logf("running statistics: worst relative L2 difference %.3g", worst)
 		})
 	}
-}
-
-// relL2 is ‖got - want‖₂ / ‖want‖₂ in float64.
-func relL2(got, want []float32) float64 {
-	var d2, w2 float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		d2 += d * d
-		w2 += float64(want[i]) * float64(want[i])
-	}
-	return math.Sqrt(d2 / math.Max(w2, 1e-300))
 }
