@@ -90,3 +90,9 @@ func WriteDefault(dir string) error {
 	}
 	return nil
 }
+
+// BuildWith generates one configuration with explicit generator options
+// (simclr.Options); the environment is not read.
+func BuildWith(cfg graphs.Config, opts simclr.Options) (*simclr.Built, error) {
+	return simclr.BuildWith(cfg, ProducerVersion, opts)
+}

@@ -160,7 +160,7 @@ func (g *Graph) backprop(requires map[*Value]bool, seeds map[*Value][]*Value, wr
 		if !needs {
 			continue
 		}
-		rule, ok := vjps[n.Op.OpType()]
+		rule, ok := g.rule(n.Op.OpType())
 		if !ok {
 			panic(fmt.Sprintf("graph: no gradient rule (VJP) for op %s (node %s); add one beside the op", n.Op.OpType(), n.name))
 		}

@@ -159,6 +159,9 @@ type Graph struct {
 	MaxPoolGradByMask bool
 	// requires is set while Gradients runs: the values that need a gradient.
 	requires map[*Value]bool
+	// mutant, when set (Mutate), replaces one op type's gradient rule by a
+	// deliberately wrong one.
+	mutant *mutant
 }
 
 // New returns an empty graph with the given name.

@@ -424,3 +424,17 @@ func (g *Graph) patches(x *Value, s ConvShape, distinct bool) *Value {
 	}
 	return g.Reshape(u, Shape{s.InChannels * k * k, u.shape[2] * u.shape[3] * u.shape[4]})
 }
+
+// MaxPoolIndices is the indices output of the MaxPool that computed y
+// (flat offsets into its input, as ONNX defines them), or nil when y is not
+// the output of a MaxPool built with indices.
+func MaxPoolIndices(y *Value) *Value {
+	n := y.producer
+	if n == nil || n.Outputs[0] != y || len(n.Outputs) < 2 {
+		return nil
+	}
+	if _, ok := n.Op.(maxPoolOp); !ok {
+		return nil
+	}
+	return n.Outputs[1]
+}

@@ -22,6 +22,9 @@ type Built struct {
 	Manifest  *graphs.Manifest
 	Train     []byte
 	Inference []byte
+	// Decisions lists the training graph's decision outputs, in forward
+	// order, when Options.Decisions asked for them.
+	Decisions []Decision
 }
 
 // Options are choices of the generator that change how a graph computes,
@@ -31,6 +34,58 @@ type Options struct {
 	// instead of rewriting small-map convolutions as patches and one Gemm
 	// (see ConvsAsGemmEnv).
 	ConvNodes bool
+	// Decisions adds a float32 output to the training graph for every
+	// piecewise decision of its forward pass: each ReLU's output (its mask
+	// is output > 0) and the ImageNet stem MaxPool's indices. The loss and
+	// gradients are the same graph's. The parity check evaluates PyTorch's
+	// float64 step at these decisions, so that both sides differentiate the
+	// same piecewise-linear function (see tools/parity).
+	Decisions bool
+	// Mutant builds the training graph with one deliberately wrong rule
+	// (see Mutants), for the parity gate's sensitivity check only.
+	Mutant string
+}
+
+// Decision describes one decision output of a training graph built with
+// Options.Decisions.
+type Decision struct {
+	// Output is the graph output's name.
+	Output string `json:"output"`
+	// Kind is "relu" (the ReLU's output) or "maxpool" (the flat indices of
+	// the maxima into the pooling's input, as float32).
+	Kind string `json:"kind"`
+	// Module is the PyTorch module that makes the decision
+	// (torchvision's names, e.g. "encoder.layer1.0.relu"), and Call which
+	// of its calls in one forward pass (1-based: a BasicBlock calls its
+	// ReLU twice).
+	Module string `json:"module"`
+	Call   int    `json:"call"`
+	// Shape is the output's shape (the whole batch of 2N views).
+	Shape []int64 `json:"shape"`
+}
+
+// Mutants of the generator's rules, for the parity gate's sensitivity check
+// (tools/parity -mutants): each is a deliberately wrong rule the gate must
+// catch. The graph-level ones (wrong gradient rules of one op type) are
+// graph.Mutants.
+const (
+	// MutantMomentum updates the running statistics with momentum 0.2.
+	MutantMomentum = "bn-momentum-0.2"
+	// MutantBiasedVariance updates running_var with the biased batch
+	// variance.
+	MutantBiasedVariance = "bn-biased-variance"
+	// MutantNTXentPositive takes view i's positive at i+N+1 instead of i+N.
+	MutantNTXentPositive = "ntxent-positive-shifted"
+)
+
+// Mutants lists every mutant name with what it gets wrong: the model's and
+// the gradient rules' (graph.Mutants).
+func Mutants() map[string]string {
+	out := graph.Mutants()
+	out[MutantMomentum] = "running statistics updated with momentum 0.2 instead of 0.1"
+	out[MutantBiasedVariance] = "running_var updated with the biased batch variance"
+	out[MutantNTXentPositive] = "NT-Xent's positive of view i taken at i+N+1"
+	return out
 }
 
 // Build generates the training and inference graphs of a configuration,
@@ -46,7 +101,10 @@ func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built,
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	trainGraph, m := buildTrain(cfg, opts)
+	if _, ok := Mutants()[opts.Mutant]; opts.Mutant != "" && !ok {
+		return nil, fmt.Errorf("simclr: unknown mutant %q", opts.Mutant)
+	}
+	trainGraph, m, decisions := buildTrain(cfg, opts)
 	inferGraph := buildInference(cfg)
 	meta := map[string]string{"simclr.config": cfg.Name()}
 	train, err := graph.Marshal(trainGraph.Model(producerVersion, meta))
@@ -61,21 +119,37 @@ func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built,
 	m.InferenceGraph = cfg.Name() + ".infer.onnx"
 	m.TrainSHA256 = graphs.SHA256(train)
 	m.InferenceSHA256 = graphs.SHA256(infer)
-	return &Built{Manifest: m, Train: train, Inference: infer}, nil
+	return &Built{Manifest: m, Train: train, Inference: infer, Decisions: decisions}, nil
 }
 
 // buildTrain emits loss, every parameter's gradient and the new running
 // statistics. Both views go through the encoder as one [2N,3,H,W] batch:
 // one pass with twice the batch keeps the matrix products large, and
 // BatchNorm's statistics cover both views unless BNGroups asks otherwise.
-func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest) {
+func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest, []Decision) {
 	g := graph.New(cfg.Name() + ".train")
 	size := int64(cfg.ImageSize)
 	views := g.Input(TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
 	n := newNet(g, cfg, bnTrain)
+	var recorded []decision
+	if opts.Decisions {
+		n.decisions = &recorded
+	}
+	var positiveShift int64
+	switch opts.Mutant {
+	case "":
+	case MutantMomentum, MutantBiasedVariance:
+		n.mutant = opts.Mutant
+	case MutantNTXentPositive:
+		positiveShift = 1
+	default:
+		if err := g.Mutate(opts.Mutant); err != nil {
+			panic(err) // BuildWith checked the name
+		}
+	}
 	h := n.encoder(views)
 	z := n.projector(h)
-	loss := ntXent(g, z, cfg.Temperature, cfg.ShardCount())
+	loss := ntXent(g, z, cfg.Temperature, cfg.ShardCount(), positiveShift)
 	g.Output(LossOutput, loss)
 	wrt := make([]*graph.Value, len(n.params))
 	for i, p := range n.params {
@@ -88,6 +162,11 @@ func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest
 		g.Output(b.Output, n.newStats[b.Name])
 	}
 	lowerConvs(g, cfg, opts)
+	var decisions []Decision
+	for _, d := range recorded {
+		g.Output(d.Output, d.build())
+		decisions = append(decisions, d.Decision)
+	}
 	return g, &graphs.Manifest{
 		Config:          cfg,
 		FeatureDim:      int(h.Shape()[1]),
@@ -99,7 +178,7 @@ func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest
 		Buffers:         n.buffers,
 		BNMomentum:      bnMomentum,
 		BNEpsilon:       bnEpsilon,
-	}
+	}, decisions
 }
 
 // buildInference emits the encoder alone with eval-mode BatchNorm and a

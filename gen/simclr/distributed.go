@@ -165,7 +165,7 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forwa
 func buildGlobalLoss(cfg graphs.Config, world int, name string) *graph.Graph {
 	g := graph.New(name + ".loss")
 	zAll := g.Input(GatheredName, graph.Float, graph.Shape{2 * int64(cfg.Pairs) * int64(world), int64(cfg.ProjectionDim)})
-	loss := ntXent(g, zAll, cfg.Temperature, world)
+	loss := ntXent(g, zAll, cfg.Temperature, world, 0)
 	g.Output(LossOutput, loss)
 	g.Output(GatheredGradName, g.Gradients(loss, []*graph.Value{zAll})[0])
 	return g

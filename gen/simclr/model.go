@@ -33,6 +33,20 @@ type net struct {
 	buffers  []graphs.Tensor
 	values   map[string]*graph.Value
 	newStats map[string]*graph.Value
+	// decisions, when not nil, collects the forward pass's ReLU and
+	// MaxPool decisions (Options.Decisions); calls counts each module's
+	// calls, as PyTorch modules are called once per use.
+	decisions *[]decision
+	calls     map[string]int
+	// mutant is a model-level wrong rule (Options.Mutant), or "".
+	mutant string
+}
+
+// decision is one ReLU's output or one MaxPool's indices, recorded for
+// the parity check: build makes the output once the gradients are built.
+type decision struct {
+	Decision
+	build func() *graph.Value
 }
 
 func newNet(g *graph.Graph, cfg graphs.Config, mode bnMode) *net {
@@ -40,7 +54,50 @@ func newNet(g *graph.Graph, cfg graphs.Config, mode bnMode) *net {
 		g.ConvGradPlanner = graph.GPUConvGradPlan
 		g.MaxPoolGradByMask = true
 	}
-	return &net{g: g, cfg: cfg, mode: mode, values: map[string]*graph.Value{}, newStats: map[string]*graph.Value{}}
+	return &net{g: g, cfg: cfg, mode: mode, values: map[string]*graph.Value{}, newStats: map[string]*graph.Value{}, calls: map[string]int{}}
+}
+
+// relu is the ReLU of the PyTorch module named module (torchvision's
+// blocks call their one ReLU module several times).
+func (n *net) relu(module string, x *graph.Value) *graph.Value {
+	y := n.g.Relu(x)
+	n.record("relu", module, y.Shape(), func() *graph.Value { return y })
+	return y
+}
+
+// maxPool is the ImageNet stem's MaxPool2d(3, 2, 1).
+func (n *net) maxPool(module string, x *graph.Value) *graph.Value {
+	g := n.g
+	withIndices := n.mode == bnTrain && !g.MaxPoolGradByMask
+	y := g.MaxPool(x, 3, 2, 1, withIndices)
+	if size := x.Shape().Size(); size >= 1<<24 {
+		// Indices travel as float32, exact below 2^24.
+		if n.decisions != nil {
+			panic(fmt.Sprintf("simclr: MaxPool decisions of %d elements do not fit float32 indices", size))
+		}
+	}
+	n.record("maxpool", module, y.Shape(), func() *graph.Value {
+		idx := graph.MaxPoolIndices(y)
+		if idx == nil {
+			// The mask-gradient variant has no indices: the same pooling
+			// with indices says where the maxima are.
+			idx = graph.MaxPoolIndices(g.MaxPool(x, 3, 2, 1, true))
+		}
+		return g.Cast(idx, graph.Float)
+	})
+	return y
+}
+
+func (n *net) record(kind, module string, shape graph.Shape, build func() *graph.Value) {
+	if n.decisions == nil {
+		return
+	}
+	n.calls[module]++
+	name := fmt.Sprintf("decision.%s.%s.%d", kind, module, n.calls[module])
+	*n.decisions = append(*n.decisions, decision{
+		Decision: Decision{Output: name, Kind: kind, Module: module, Call: n.calls[module], Shape: shape},
+		build:    build,
+	})
 }
 
 func (n *net) param(name string, shape graph.Shape, role string, init graphs.Init, larsExclude bool) *graph.Value {
@@ -109,8 +166,16 @@ func (n *net) batchNorm(name string, x *graph.Value) *graph.Value {
 		// + m·batch, with the unbiased batch variance; with several blocks,
 		// batch is the mean over blocks, which is what averaging the ranks'
 		// own updates gives.
-		mean = n.momentumUpdate(mean, batchMeans, bnMomentum)
-		variance = n.momentumUpdate(variance, batchVars, bnMomentum*float64(count)/float64(count-1))
+		momentum := float64(bnMomentum)
+		if n.mutant == MutantMomentum {
+			momentum = 0.2
+		}
+		varianceScale := momentum * float64(count) / float64(count-1)
+		if n.mutant == MutantBiasedVariance {
+			varianceScale = momentum
+		}
+		mean = n.momentumUpdate(mean, batchMeans, momentum, momentum)
+		variance = n.momentumUpdate(variance, batchVars, momentum, varianceScale)
 	}
 	n.newStats[name+".running_mean"] = mean
 	n.newStats[name+".running_var"] = variance
@@ -122,8 +187,8 @@ func (n *net) batchNorm(name string, x *graph.Value) *graph.Value {
 
 // momentumUpdate is (1-m)·running + Σₛ (scale/S)·batchₛ over the S blocks'
 // batch statistics.
-func (n *net) momentumUpdate(running *graph.Value, batch []*graph.Value, scale float64) *graph.Value {
-	acc := n.g.Mul(running, n.g.Scalar(1-bnMomentum))
+func (n *net) momentumUpdate(running *graph.Value, batch []*graph.Value, m, scale float64) *graph.Value {
+	acc := n.g.Mul(running, n.g.Scalar(float32(1-m)))
 	for _, b := range batch {
 		acc = n.g.Add(acc, n.g.Mul(b, n.g.Scalar(float32(scale/float64(len(batch))))))
 	}
@@ -168,9 +233,9 @@ func (n *net) encoder(x *graph.Value) *graph.Value {
 		} else {
 			x = n.conv("encoder.conv1", x, 64, 7, 2, 3)
 		}
-		x = g.Relu(n.batchNorm("encoder.bn1", x))
+		x = n.relu("encoder.relu", n.batchNorm("encoder.bn1", x))
 		if n.cfg.Stem != "cifar" {
-			x = g.MaxPool(x, 3, 2, 1, n.mode == bnTrain && !g.MaxPoolGradByMask)
+			x = n.maxPool("encoder.maxpool", x)
 		}
 		planes := int64(64)
 		for li, count := range blocks {
@@ -198,18 +263,18 @@ func (n *net) encoder(x *graph.Value) *graph.Value {
 // basicBlock is torchvision's BasicBlock (expansion 1).
 func (n *net) basicBlock(name string, x *graph.Value, planes, stride int64) *graph.Value {
 	g := n.g
-	out := g.Relu(n.batchNorm(name+".bn1", n.conv(name+".conv1", x, planes, 3, stride, 1)))
+	out := n.relu(name+".relu", n.batchNorm(name+".bn1", n.conv(name+".conv1", x, planes, 3, stride, 1)))
 	out = n.batchNorm(name+".bn2", n.conv(name+".conv2", out, planes, 3, 1, 1))
-	return g.Relu(g.Add(out, n.shortcut(name, x, planes, stride)))
+	return n.relu(name+".relu", g.Add(out, n.shortcut(name, x, planes, stride)))
 }
 
 // bottleneck is torchvision's Bottleneck (ResNet v1.5: stride on the 3x3).
 func (n *net) bottleneck(name string, x *graph.Value, planes, stride int64) *graph.Value {
 	g := n.g
-	out := g.Relu(n.batchNorm(name+".bn1", n.conv(name+".conv1", x, planes, 1, 1, 0)))
-	out = g.Relu(n.batchNorm(name+".bn2", n.conv(name+".conv2", out, planes, 3, stride, 1)))
+	out := n.relu(name+".relu", n.batchNorm(name+".bn1", n.conv(name+".conv1", x, planes, 1, 1, 0)))
+	out = n.relu(name+".relu", n.batchNorm(name+".bn2", n.conv(name+".conv2", out, planes, 3, stride, 1)))
 	out = n.batchNorm(name+".bn3", n.conv(name+".conv3", out, planes*4, 1, 1, 0))
-	return g.Relu(g.Add(out, n.shortcut(name, x, planes*4, stride)))
+	return n.relu(name+".relu", g.Add(out, n.shortcut(name, x, planes*4, stride)))
 }
 
 // shortcut is the identity, or conv1x1+BN ("downsample") when the shape changes.
@@ -225,7 +290,7 @@ func (n *net) projector(h *graph.Value) *graph.Value {
 	var z *graph.Value
 	n.g.WithScope("projector", func() {
 		d := h.Shape()[1]
-		z = n.linear("projector.2", n.g.Relu(n.linear("projector.0", h, d)), int64(n.cfg.ProjectionDim))
+		z = n.linear("projector.2", n.relu("projector.1", n.linear("projector.0", h, d)), int64(n.cfg.ProjectionDim))
 	})
 	return z
 }

@@ -20,7 +20,10 @@ const maskedLogit = -1e9
 // (n = N/shards), each [view 1 of its n images; view 2 of them]: view i's
 // positive is the other view of its image within its block, every other
 // view of all blocks is a negative, and the mean is over all 2N views.
-func ntXent(g *graph.Graph, z *graph.Value, temperature float64, shards int) *graph.Value {
+//
+// positiveShift moves every view's positive that many views further: 0
+// but in the MutantNTXentPositive mutant.
+func ntXent(g *graph.Graph, z *graph.Value, temperature float64, shards int, positiveShift int64) *graph.Value {
 	var loss *graph.Value
 	g.WithScope("ntxent", func() {
 		views := z.Shape()[0]
@@ -38,7 +41,7 @@ func ntXent(g *graph.Graph, z *graph.Value, temperature float64, shards int) *gr
 		for i := int64(0); i < views; i++ {
 			mask[i*views+i] = maskedLogit
 			start := i / block * block
-			pick[i*views+start+(i-start+half)%block] = -1 / float32(views)
+			pick[i*views+start+(i-start+half+positiveShift)%block] = -1 / float32(views)
 		}
 		logProbs := g.LogSoftmax(g.Add(logits, g.ConstFloat(graph.Shape{views, views}, mask)))
 		// -mean over views of the positive's log-probability.

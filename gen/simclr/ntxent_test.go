@@ -28,7 +28,7 @@ func TestProjectorAndNTXentGradients(t *testing.T) {
 			Build: func(g *graph.Graph, in []*graph.Value) []*graph.Value {
 				q := g.Relu(g.Gemm(in[0], in[1], 1, false, true))
 				z := g.Gemm(q, in[2], 1, false, true)
-				return []*graph.Value{ntXent(g, z, temperature, 1)}
+				return []*graph.Value{ntXent(g, z, temperature, 1, 0)}
 			},
 			Epsilon:   1e-2,
 			Tolerance: tolProjectorLoss,
@@ -73,7 +73,7 @@ func TestNTXentValue(t *testing.T) {
 		}
 		want /= float64(views)
 		got := gradcheck.Eval(t, func(g *graph.Graph) *graph.Value {
-			return ntXent(g, g.ConstFloat(graph.Shape{int64(views), 3}, flat), temperature, shards)
+			return ntXent(g, g.ConstFloat(graph.Shape{int64(views), 3}, flat), temperature, shards, 0)
 		})
 		if math.Abs(float64(got[0])-want) > 1e-6*math.Abs(want) {
 			t.Errorf("%d blocks: NT-Xent = %.7f, want %.7f", shards, got[0], want)
