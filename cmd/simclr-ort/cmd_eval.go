@@ -14,6 +14,7 @@ import (
 
 type evalOptions struct {
 	encoder     string
+	baseline    string
 	data        string
 	protocol    string
 	k           int
@@ -29,6 +30,7 @@ type evalOptions struct {
 func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	var o evalOptions
 	fs.StringVar(&o.encoder, "encoder", "", "exported encoder (simclr-ort export)")
+	fs.StringVar(&o.baseline, "baseline", "", "a second encoder (e.g. export --random-init) evaluated on the same images: prints the difference with its paired standard error")
 	fs.StringVar(&o.data, "data", "", "labelled dataset with train and test splits, e.g. fmnist:/usr/share/datasets/fashion-mnist")
 	fs.StringVar(&o.protocol, "protocol", "knn", "evaluation protocol: knn (cosine kNN, weighted votes) or linear (logistic regression on standardised frozen features)")
 	fs.IntVar(&o.k, "k", 200, "neighbours that vote (knn)")
@@ -71,6 +73,18 @@ func runEval(_ context.Context, o evalOptions) error {
 	if err != nil {
 		return err
 	}
+	encoders := []*eval.Encoder{enc}
+	if o.baseline != "" {
+		base, err := eval.OpenEncoder(o.baseline)
+		if err != nil {
+			return err
+		}
+		if base.ImageSize != enc.ImageSize {
+			return usageError{fmt.Errorf("eval: --baseline %s takes %d px images, --encoder %s %d px; compare encoders of one image size",
+				o.baseline, base.ImageSize, o.encoder, enc.ImageSize)}
+		}
+		encoders = append(encoders, base)
+	}
 	train, err := data.Open(o.data, data.Train)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
@@ -85,34 +99,70 @@ func runEval(_ context.Context, o evalOptions) error {
 			return err
 		}
 	}
+	what := "linear probe"
+	if o.protocol == "knn" {
+		what = fmt.Sprintf("kNN (k=%d, temperature %g)", o.k, o.temperature)
+	}
 	start := time.Now()
+	var predictions [][]int
+	var labels []int
+	var results []map[string]any
+	for _, e := range encoders {
+		began := time.Now()
+		predicted, testL, err := predict(e, train, test, o)
+		if err != nil {
+			return err
+		}
+		acc := eval.Score(predicted, testL)
+		predictions, labels = append(predictions, predicted), testL
+		r := map[string]any{"encoder": e.Path, "arch": e.Arch, "protocol": o.protocol,
+			"train_images": train.Len(), "test_images": test.Len(), "top1": acc.Top1, "std_err": acc.StdErr,
+			"seconds": time.Since(began).Seconds()}
+		if o.protocol == "knn" {
+			r["k"], r["temperature"] = o.k, o.temperature
+		}
+		results = append(results, r)
+	}
+	if o.asJSON {
+		out := results[0]
+		if len(results) > 1 {
+			d := eval.Compare(predictions[0], predictions[1], labels)
+			out["baseline"] = results[1]
+			out["difference"] = map[string]any{"points": d.Points, "std_err": d.StdErr, "only_encoder": d.OnlyA, "only_baseline": d.OnlyB}
+		}
+		return json.NewEncoder(os.Stdout).Encode(out)
+	}
+	fmt.Printf("%s on %d test images, trained on %d (%.1f s); ± is one standard error:\n", what, test.Len(), train.Len(), time.Since(start).Seconds())
+	for i, e := range encoders {
+		acc := eval.Score(predictions[i], labels)
+		role := ""
+		if i == 1 {
+			role = ", baseline"
+		}
+		fmt.Printf("  %s (%s%s): top-1 %.2f%% ± %.2f\n", e.Path, e.Arch, role, 100*acc.Top1, 100*acc.StdErr)
+	}
+	if len(encoders) > 1 {
+		d := eval.Compare(predictions[0], predictions[1], labels)
+		fmt.Printf("  difference: %+.2f ± %.2f points (paired: %d test images only the encoder gets right, %d only the baseline)\n",
+			d.Points, d.StdErr, d.OnlyA, d.OnlyB)
+	}
+	return nil
+}
+
+// predict is one encoder's predicted class of every test image under the
+// protocol, and the test labels.
+func predict(enc *eval.Encoder, train, test data.Dataset, o evalOptions) ([]int, []int, error) {
 	trainF, trainL, err := eval.Features(enc, train, o.batch, o.runtime.options())
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	testF, testL, err := eval.Features(enc, test, o.batch, o.runtime.options())
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	result := map[string]any{"encoder": o.encoder, "arch": enc.Arch, "protocol": o.protocol,
-		"train_images": train.Len(), "test_images": test.Len()}
-	var acc float64
-	var what string
 	if o.protocol == "knn" {
-		acc = eval.KNN(trainF, trainL, testF, testL, enc.FeatureDim, o.k, o.temperature)
-		result["k"], result["temperature"] = o.k, o.temperature
-		what = fmt.Sprintf("kNN (k=%d, temperature %g)", o.k, o.temperature)
-	} else {
-		if acc, err = eval.Linear(trainF, trainL, testF, testL, enc.FeatureDim, eval.LinearOptions{}); err != nil {
-			return err
-		}
-		what = "linear probe"
+		return eval.KNNPredict(trainF, trainL, testF, enc.FeatureDim, o.k, o.temperature), testL, nil
 	}
-	result["top1"], result["seconds"] = acc, time.Since(start).Seconds()
-	if o.asJSON {
-		return json.NewEncoder(os.Stdout).Encode(result)
-	}
-	fmt.Printf("%s (%s): %s top-1 %.2f%% on %d test images, trained on %d (%.1f s)\n",
-		o.encoder, enc.Arch, what, 100*acc, test.Len(), train.Len(), time.Since(start).Seconds())
-	return nil
+	predicted, err := eval.LinearPredict(trainF, trainL, testF, enc.FeatureDim, eval.LinearOptions{})
+	return predicted, testL, err
 }

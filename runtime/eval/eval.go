@@ -126,6 +126,11 @@ func Features(enc *Encoder, ds data.Dataset, batch int, opts ort.Options) ([]flo
 // weight exp(similarity/temperature), the class with the largest vote wins.
 // It returns the top-1 accuracy on the test features.
 func KNN(train []float32, trainLabels []int, test []float32, testLabels []int, dim, k int, temperature float64) float64 {
+	return Score(KNNPredict(train, trainLabels, test, dim, k, temperature), testLabels).Top1
+}
+
+// KNNPredict is KNN's predicted class of every test feature.
+func KNNPredict(train []float32, trainLabels []int, test []float32, dim, k int, temperature float64) []int {
 	normalise := func(f []float32) []float32 {
 		out := make([]float32, len(f))
 		for i := 0; i < len(f); i += dim {
@@ -146,7 +151,7 @@ func KNN(train []float32, trainLabels []int, test []float32, testLabels []int, d
 		classes = max(classes, l+1)
 	}
 	nTest := len(te) / dim
-	correct := make([]int, nTest)
+	predicted := make([]int, nTest)
 	var wg sync.WaitGroup
 	workers := runtime.GOMAXPROCS(0)
 	for w := 0; w < workers; w++ {
@@ -181,18 +186,12 @@ func KNN(train []float32, trainLabels []int, test []float32, testLabels []int, d
 						best = c
 					}
 				}
-				if best == testLabels[q] {
-					correct[q] = 1
-				}
+				predicted[q] = best
 			}
 		}(w)
 	}
 	wg.Wait()
-	total := 0
-	for _, c := range correct {
-		total += c
-	}
-	return float64(total) / float64(nTest)
+	return predicted
 }
 
 type neighbour struct {

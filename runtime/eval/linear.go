@@ -21,6 +21,15 @@ type LinearOptions struct {
 // standard deviation, fitted by L-BFGS (gonum's optimize); it returns the
 // top-1 accuracy on the test features.
 func Linear(train []float32, trainLabels []int, test []float32, testLabels []int, dim int, o LinearOptions) (float64, error) {
+	predicted, err := LinearPredict(train, trainLabels, test, dim, o)
+	if err != nil {
+		return 0, err
+	}
+	return Score(predicted, testLabels).Top1, nil
+}
+
+// LinearPredict is Linear's predicted class of every test feature.
+func LinearPredict(train []float32, trainLabels []int, test []float32, dim int, o LinearOptions) ([]int, error) {
 	if o.L2 == 0 {
 		o.L2 = 1e-4
 	}
@@ -48,11 +57,11 @@ func Linear(train []float32, trainLabels []int, test []float32, testLabels []int
 	w0 := make([]float64, classes*width)
 	res, err := optimize.Minimize(problem, w0, &optimize.Settings{MajorIterations: o.MaxIterations}, &optimize.LBFGS{})
 	if err != nil && res == nil {
-		return 0, fmt.Errorf("eval: linear probe: %w", err)
+		return nil, fmt.Errorf("eval: linear probe: %w", err)
 	}
 	w := res.X
-	correct := 0
-	for i := range testLabels {
+	predicted := make([]int, len(test)/dim)
+	for i := range predicted {
 		row := xt[i*dim : (i+1)*dim]
 		best, bestScore := 0, math.Inf(-1)
 		for c := 0; c < classes; c++ {
@@ -61,11 +70,9 @@ func Linear(train []float32, trainLabels []int, test []float32, testLabels []int
 				best, bestScore = c, s
 			}
 		}
-		if best == testLabels[i] {
-			correct++
-		}
+		predicted[i] = best
 	}
-	return float64(correct) / float64(len(testLabels)), nil
+	return predicted, nil
 }
 
 func score(wc []float64, row []float64) float64 {
