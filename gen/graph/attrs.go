@@ -4,7 +4,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 )
 
 func attrInt(name string, v int64) *onnx.AttributeProto {

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 )
 
 // VJP is an op's vector-Jacobian product: given the node and the gradient

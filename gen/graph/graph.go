@@ -6,7 +6,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 

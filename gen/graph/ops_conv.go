@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 )
 
 // ConvAttrs are a convolution's strides and paddings. Pads follow ONNX:

@@ -3,7 +3,7 @@ package graph
 import (
 	"fmt"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 )
 
 type gemmOp struct {

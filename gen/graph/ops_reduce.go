@@ -3,7 +3,7 @@ package graph
 import (
 	"fmt"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 )
 
 func reducedShape(op string, x Shape, axes []int64, keepDims bool) Shape {

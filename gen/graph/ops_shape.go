@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 )
 
 // Reshape gives x a new static shape with the same number of elements. The

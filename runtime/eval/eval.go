@@ -11,9 +11,9 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/simclr-ort/simclr-ort/augment"
 	"github.com/simclr-ort/simclr-ort/augment/data"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 	"github.com/simclr-ort/simclr-ort/runtime/export"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"google.golang.org/protobuf/proto"

@@ -12,10 +12,10 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"google.golang.org/protobuf/proto"
 )
