@@ -11,6 +11,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -255,6 +256,7 @@ func TestIDXErrors(t *testing.T) {
 		{"count mismatch", idxBytes([]int{2, 2, 3}, pix), idxBytes([]int{3}, []byte{1, 2, 3}), "2 images but"},
 		{"bad magic", append([]byte{0, 0, 9, 3}, idxBytes([]int{2, 2, 3}, pix)[4:]...), idxBytes([]int{2}, []byte{1, 2}), "not an idx file"},
 		{"truncated", idxBytes([]int{2, 2, 3}, pix[:7]), idxBytes([]int{2}, []byte{1, 2}), "truncated"},
+		{"trailing bytes", idxBytes([]int{2, 2, 3}, append(pix, 0)), idxBytes([]int{2}, []byte{1, 2}), "1 bytes follow the 12 data bytes"},
 		{"bad label", idxBytes([]int{2, 2, 3}, pix), idxBytes([]int{2}, []byte{1, 12}), "label 12 of image 1"},
 	}
 	for _, tc := range tests {
@@ -406,5 +408,84 @@ func TestFolderDecodesBMP(t *testing.T) {
 	}
 	if r, _, _, _ := img.At(1, 1).RGBA(); r>>8 != 200 || img.Bounds().Dx() != 5 {
 		t.Errorf("bmp decoded wrong: bounds %v, red %d", img.Bounds(), r>>8)
+	}
+}
+
+// TestIDXGzipVerified: a gzipped idx file is read to its end, so its
+// CRC-32 and length are checked: a flipped byte in the compressed data, a
+// cut, or bytes appended after the stream are errors naming the file,
+// never images silently altered.
+func TestIDXGzipVerified(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 3))
+	pix := make([]byte, 20*8*8)
+	for i := range pix {
+		pix[i] = uint8(rng.IntN(256))
+	}
+	raw := idxBytes([]int{20, 8, 8}, pix)
+	gz := gzipped(t, raw)
+	labels := gzipped(t, idxBytes([]int{20}, make([]byte, 20)))
+	mid := 10 + (len(gz)-18)/2 // a byte inside the deflate data
+	flip := func(i int) []byte {
+		b := bytes.Clone(gz)
+		b[i] ^= 0x20
+		return b
+	}
+	second := gzipped(t, []byte{1, 2, 3})
+	tests := []struct {
+		name   string
+		images []byte
+		want   string
+	}{
+		{"flipped byte in the compressed data", flip(mid), "the file is corrupt"},
+		{"flipped byte in the CRC-32", flip(len(gz) - 6), "does not match the stream's CRC-32"},
+		{"flipped byte in the length", flip(len(gz) - 2), "does not match the stream's CRC-32"},
+		{"cut inside the data", gz[:mid], "truncated"},
+		{"cut before the trailer", gz[:len(gz)-8], "truncated"},
+		{"cut inside the trailer", gz[:len(gz)-3], "truncated"},
+		{"garbage appended", append(bytes.Clone(gz), "garbage"...), "7 bytes that are not gzip data follow the gzip stream"},
+		{"one byte appended", append(bytes.Clone(gz), 0), "1 bytes that are not gzip data follow"},
+		{"a damaged second stream appended", append(bytes.Clone(gz), second[:len(second)-1]...), "truncated"},
+		{"a second gzip stream appended", append(bytes.Clone(gz), second...), "3 bytes follow the 1280 data bytes"},
+		{"uncompressed, bytes appended", append(bytes.Clone(raw), 0, 0), "2 bytes follow the 1280 data bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "fashion")
+			images := filepath.Join(dir, "train-images-idx3-ubyte.gz")
+			writeFile(t, images, tc.images)
+			writeFile(t, filepath.Join(dir, "train-labels-idx1-ubyte.gz"), labels)
+			_, err := Open(dir, Train)
+			if err == nil || !strings.Contains(err.Error(), images) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "download it again") {
+				t.Errorf("error %v, want one naming %s, containing %q and saying to download it again", err, images, tc.want)
+			}
+		})
+	}
+	// Whatever byte after the gzip header is flipped, the images are
+	// refused or, where the flip changes nothing (padding bits), equal.
+	refused := 0
+	for i := 10; i < len(gz); i++ {
+		_, got, err := decodeIDX(bytes.NewReader(flip(i)), "x.gz", 3, -1)
+		switch {
+		case err != nil:
+			refused++
+		case !bytes.Equal(got, pix):
+			t.Fatalf("flipping byte %d of %d gave other images without an error", i, len(gz))
+		}
+	}
+	if refused < len(gz)-10-2 {
+		t.Errorf("only %d of %d flipped bytes were refused", refused, len(gz)-10)
+	}
+	t.Logf("%d of %d flipped bytes refused, the others changed nothing", refused, len(gz)-10)
+}
+
+func TestRedownloadAdvice(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "sudo apt-get install --reinstall dataset-fashion-mnist"},
+		{"/usr/share/datasets/mnist/train-images-idx3-ubyte.gz", "dpkg -S /usr/share/datasets/mnist/train-images-idx3-ubyte.gz"},
+		{"/home/me/data/train-images-idx3-ubyte.gz", "download it again"},
+	} {
+		if got := redownload(tc.path); !strings.Contains(got, tc.want) {
+			t.Errorf("redownload(%s) = %q, want it to contain %q", tc.path, got, tc.want)
+		}
 	}
 }

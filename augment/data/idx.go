@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Class names of MNIST and Fashion-MNIST, as torchvision names them.
@@ -66,7 +67,9 @@ func findFile(dir, prefix, suffix string) string {
 }
 
 // OpenIDX reads the split of MNIST (fashion false) or Fashion-MNIST
-// (fashion true) from the idx files in dir.
+// (fashion true) from the idx files in dir. Every file is read to its end:
+// a gzipped file's CRC-32 and length are checked, and bytes after the data
+// a header announces are an error.
 func OpenIDX(dir, split string, fashion bool) (*IDX, error) {
 	imagesPath, labelsPath, err := findIDX(dir, split)
 	if err != nil {
@@ -80,21 +83,31 @@ func OpenIDX(dir, split string, fashion bool) (*IDX, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dims[0] != ldims[0] {
-		return nil, fmt.Errorf("augment/data: %s has %d images but %s has %d labels: the files belong to different sets; download them again", imagesPath, dims[0], labelsPath, ldims[0])
-	}
-	classes := mnistClasses
 	name := "mnist"
 	if fashion {
-		classes, name = fashionClasses, "fmnist"
+		name = "fmnist"
+	}
+	return newIDX(fmt.Sprintf("%s:%s (%s, %%d images %%dx%%d)", name, dir, split), dims, pixels, imagesPath, ldims, labels, labelsPath, fashion)
+}
+
+// newIDX checks decoded image and label files against each other and
+// returns the dataset; title is a format for the image count, width and
+// height.
+func newIDX(title string, dims []int, pixels []byte, imagesPath string, ldims []int, labels []byte, labelsPath string, fashion bool) (*IDX, error) {
+	if dims[0] != ldims[0] {
+		return nil, fmt.Errorf("augment/data: %s has %d images but %s has %d labels: the files belong to different sets; %s", imagesPath, dims[0], labelsPath, ldims[0], redownload(imagesPath))
+	}
+	classes := mnistClasses
+	if fashion {
+		classes = fashionClasses
 	}
 	for i, l := range labels {
 		if int(l) >= len(classes) {
-			return nil, fmt.Errorf("augment/data: %s: label %d of image %d is not a class (want 0-%d): the file is corrupt; download it again", labelsPath, l, i, len(classes)-1)
+			return nil, fmt.Errorf("augment/data: %s: label %d of image %d is not a class (want 0-%d): the file is corrupt; %s", labelsPath, l, i, len(classes)-1, redownload(labelsPath))
 		}
 	}
 	return &IDX{
-		name:    fmt.Sprintf("%s:%s (%s, %d images %dx%d)", name, dir, split, dims[0], dims[2], dims[1]),
+		name:    fmt.Sprintf(title, dims[0], dims[2], dims[1]),
 		rows:    dims[1],
 		cols:    dims[2],
 		pixels:  pixels,
@@ -102,6 +115,25 @@ func OpenIDX(dir, split string, fashion bool) (*IDX, error) {
 		classes: classes,
 	}, nil
 }
+
+// redownload says how to replace the damaged dataset file path: reinstall
+// the Debian package for Debian's copy of Fashion-MNIST, else download it
+// again.
+func redownload(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	switch {
+	case strings.HasPrefix(path, "/usr/share/datasets/fashion-mnist/"):
+		return "reinstall it: sudo apt-get install --reinstall dataset-fashion-mnist"
+	case strings.HasPrefix(path, "/usr/share/"):
+		return "reinstall the package that installed it (dpkg -S " + path + " names it; then sudo apt-get install --reinstall PACKAGE)"
+	}
+	return "download it again"
+}
+
+// gzipMagic starts every gzip file.
+var gzipMagic = []byte{0x1f, 0x8b}
 
 // readIDX reads an unsigned-byte idx file with ndims dimensions, gzipped or
 // not, and returns its dimensions and data.
@@ -111,28 +143,89 @@ func readIDX(path string, ndims int) ([]int, []byte, error) {
 		return nil, nil, fmt.Errorf("augment/data: %w", err)
 	}
 	defer f.Close()
-	var r io.Reader = bufio.NewReaderSize(f, 1<<16)
-	br := r.(*bufio.Reader)
-	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+	hint := int64(-1)
+	if st, err := f.Stat(); err == nil {
+		hint = st.Size()
+		// A gzip file ends with its data's length mod 2^32, exact for
+		// every idx file of MNIST's size; it only sizes the buffer.
+		var isize [4]byte
+		if _, err := f.ReadAt(isize[:], st.Size()-4); err == nil && hasGzipMagic(f) {
+			hint = int64(binary.LittleEndian.Uint32(isize[:]))
+		}
+	}
+	return decodeIDX(f, path, ndims, hint)
+}
+
+// hasGzipMagic reports whether the file f starts as a gzip file does.
+func hasGzipMagic(f *os.File) bool {
+	var m [2]byte
+	_, err := f.ReadAt(m[:], 0)
+	return err == nil && bytes.Equal(m[:], gzipMagic)
+}
+
+// errTrailing reports bytes after a gzip file's last member that do not
+// start another member.
+var errTrailing = errors.New("trailing bytes after the gzip stream")
+
+// gzipMembers reads the concatenated members of a gzip file as one stream,
+// as gzip.Reader does in multistream mode, except that bytes after the last
+// member that do not start another are errTrailing, not a damaged header.
+// zr must have multistream mode off.
+type gzipMembers struct {
+	zr *gzip.Reader
+	br *bufio.Reader
+}
+
+func (g *gzipMembers) Read(p []byte) (int, error) {
+	n, err := g.zr.Read(p)
+	if err != io.EOF {
+		return n, err
+	}
+	// The member ended and its CRC-32 and length matched.
+	switch m, perr := g.br.Peek(len(gzipMagic)); {
+	case len(m) == 0 && perr == io.EOF:
+		return n, io.EOF
+	case !bytes.Equal(m, gzipMagic):
+		return n, errTrailing
+	}
+	if err := g.zr.Reset(g.br); err != nil {
+		return n, err
+	}
+	g.zr.Multistream(false)
+	return n, nil
+}
+
+// decodeIDX decodes an unsigned-byte idx file with ndims dimensions,
+// gzipped or not, from r, reading it to its end: a gzip stream is checked
+// against its CRC-32 and length (gzip.Reader checks them only at io.EOF),
+// and bytes after the announced data are an error, so a damaged file is
+// never half-used. name names the file in errors; sizeHint, when positive,
+// is about the number of data bytes to expect (it only sizes the buffer).
+func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []byte, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	r = br
+	gzipped := false
+	if magic, err := br.Peek(2); err == nil && bytes.Equal(magic, gzipMagic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("augment/data: read %s: %w; the file is corrupt, download it again", path, err)
+			return nil, nil, fmt.Errorf("augment/data: read %s: %w; the gzip file is corrupt, %s", name, err, redownload(name))
 		}
 		defer zr.Close()
-		r = zr
+		zr.Multistream(false)
+		r, gzipped = &gzipMembers{zr: zr, br: br}, true
 	}
 	corrupt := func(err error) error {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("file truncated: %w", err)
 		}
-		return fmt.Errorf("augment/data: read %s: %w; the file is corrupt, download it again", path, err)
+		return fmt.Errorf("augment/data: read %s: %w; the file is corrupt, %s", name, err, redownload(name))
 	}
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, nil, corrupt(err)
 	}
 	if hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08 || int(hdr[3]) != ndims {
-		return nil, nil, fmt.Errorf("augment/data: %s is not an idx file of unsigned bytes with %d dimensions (header % x): check the file name", path, ndims, hdr)
+		return nil, nil, fmt.Errorf("augment/data: %s is not an idx file of unsigned bytes with %d dimensions (header % x): check the file name", name, ndims, hdr)
 	}
 	dims := make([]int, ndims)
 	total := 1
@@ -153,12 +246,36 @@ func readIDX(path string, ndims int) ([]int, []byte, error) {
 	// Grow the buffer as data arrives, so that a corrupt header cannot make
 	// us allocate more than the file holds.
 	var buf bytes.Buffer
-	buf.Grow(min(total, 64<<20))
+	prealloc := int64(total)
+	if sizeHint > 0 {
+		prealloc = min(prealloc, sizeHint)
+	}
+	buf.Grow(int(min(prealloc, 64<<20)))
 	if n, err := io.CopyN(&buf, r, int64(total)); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("augment/data: read %s: file truncated after %d of %d data bytes; the file is corrupt, download it again", path, n, total)
+			return nil, nil, fmt.Errorf("augment/data: read %s: file truncated after %d of %d data bytes; the file is corrupt, %s", name, n, total, redownload(name))
 		}
 		return nil, nil, corrupt(err)
+	}
+	// Read to the end: only there does gzip check its CRC-32 and length.
+	extra, err := io.Copy(io.Discard, r)
+	switch {
+	case err != nil && gzipped:
+		what := "gzip check failed"
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			what = "gzip check failed: file truncated inside the gzip stream or its trailer"
+		case errors.Is(err, gzip.ErrChecksum):
+			what = "gzip check failed: the data does not match the stream's CRC-32 and length (a damaged byte)"
+		case errors.Is(err, errTrailing):
+			n, _ := io.Copy(io.Discard, br)
+			what = fmt.Sprintf("gzip check failed: %d bytes that are not gzip data follow the gzip stream", n)
+		}
+		return nil, nil, fmt.Errorf("augment/data: read %s: %s: %w; the file is corrupt, %s", name, what, err, redownload(name))
+	case err != nil:
+		return nil, nil, corrupt(err)
+	case extra > 0:
+		return nil, nil, fmt.Errorf("augment/data: read %s: %d bytes follow the %d data bytes its header announces (dimensions %v); the file is corrupt, %s", name, extra, total, dims, redownload(name))
 	}
 	return dims, buf.Bytes(), nil
 }
