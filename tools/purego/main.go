@@ -2,10 +2,11 @@
 // runtime (github.com/owulveryck/onnx-go with its gorgonnx backend) and in
 // ONNX Runtime on the same images, and fails when their features differ by
 // more than 1e-4 of the feature scale: the file runs elsewhere with the same
-// numbers. It is its own module because onnx-go needs an older
-// gorgonia.org/tensor than simclr-ort's protobuf types do.
+// numbers. onnx-go v0.5.0 builds only against the old gorgonia.org/tensor
+// v0.9.3 that go.mod pins. It must not import onnxpb: onnx-go registers the
+// same protobuf names (onnx.ModelProto, ...).
 //
-// Usage (from tools/purego): go run . [-ort-lib PATH] ENCODER.onnx...
+// Usage (from the repository root): go run ./tools/purego [-ort-lib PATH] ENCODER.onnx...
 package main
 
 import (
@@ -23,7 +24,7 @@ import (
 const tolerance = 1e-4
 
 func main() {
-	lib := flag.String("ort-lib", "../../.cache/onnxruntime/libonnxruntime.so", "ONNX Runtime shared library")
+	lib := flag.String("ort-lib", ".cache/onnxruntime/libonnxruntime.so", "ONNX Runtime shared library")
 	images := flag.Int("images", 3, "images per check")
 	flag.Parse()
 	ort.SetSharedLibraryPath(*lib)
