@@ -43,13 +43,24 @@ const (
 
 var kinds = []string{KindFashionMNIST, KindMNIST, KindCIFAR10, KindFolder}
 
-// Open opens the split ("train" or "test") of the dataset spec names.
-// spec is KIND:PATH with KIND one of fmnist, mnist, cifar10 and folder, or
-// a plain PATH whose kind is detected: idx files (train-images-idx3-ubyte
-// and the like, gzipped or not) in a directory whose path names fashion or
-// mnist, CIFAR-10 binary batches (data_batch_1.bin, test_batch.bin), or
-// class folders. Errors say what was expected.
+// Open opens the split ("train" or "test") of the dataset spec names, with
+// the default Options. spec is KIND:PATH with KIND one of fmnist, mnist,
+// cifar10 and folder, or a plain PATH whose kind is detected: idx files
+// (train-images-idx3-ubyte and the like, gzipped or not) in a directory
+// whose path names fashion or mnist, CIFAR-10 binary batches
+// (data_batch_1.bin, test_batch.bin), or class folders (see OpenFolder for
+// their splits). Errors say what was expected.
 func Open(spec, split string) (Dataset, error) {
+	return OpenWith(spec, split, Options{})
+}
+
+// OpenWith is Open with options: the JPEG decoder and the image size limit
+// of image folders. Invalid options are an error, whatever the dataset.
+func OpenWith(spec, split string, opts Options) (Dataset, error) {
+	opts, err := opts.check()
+	if err != nil {
+		return nil, err
+	}
 	if split != Train && split != Test {
 		return nil, fmt.Errorf("augment/data: unknown split %q: use %q or %q", split, Train, Test)
 	}
@@ -74,13 +85,22 @@ func Open(spec, split string) (Dataset, error) {
 	}
 	switch kind {
 	case KindFashionMNIST, KindMNIST:
-		return OpenIDX(path, split, kind == KindFashionMNIST)
+		return dataset(OpenIDX(path, split, kind == KindFashionMNIST))
 	case KindCIFAR10:
-		return OpenCIFAR10(path, split)
+		return dataset(OpenCIFAR10(path, split))
 	case KindFolder:
-		return OpenFolder(path, split)
+		return dataset(OpenFolder(path, split, opts))
 	}
 	panic("unreachable")
+}
+
+// dataset returns ds as a Dataset, and a nil Dataset (not one holding a
+// nil pointer) with an error.
+func dataset[D Dataset](ds D, err error) (Dataset, error) {
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
 }
 
 // splitSpec separates a known KIND: prefix from the path.

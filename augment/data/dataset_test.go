@@ -173,7 +173,7 @@ func TestFolderErrors(t *testing.T) {
 		{"empty class", emptyClass, "class folders empty of " + emptyClass + " hold no image files"},
 	}
 	for _, tc := range tests {
-		_, err := OpenFolder(tc.root, Train)
+		_, err := OpenFolder(tc.root, Train, Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}
@@ -353,11 +353,17 @@ func TestOpenErrors(t *testing.T) {
 		{empty, Train, "found no dataset"},
 		{empty, "validation", `unknown split "validation"`},
 		{"fmnist:", Train, "names no path"},
+		{"folder:" + empty, Train, "has no class folders"},
+		{"fmnist:" + empty, Train, "no train split"},
+		{"cifar10:" + empty, Train, "no CIFAR-10 binary batches"},
 	}
 	for _, tc := range tests {
-		_, err := Open(tc.spec, tc.split)
+		ds, err := Open(tc.spec, tc.split)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "augment/data: ") {
 			t.Errorf("Open(%q, %q) error = %v, want one containing %q", tc.spec, tc.split, err, tc.want)
+		}
+		if ds != nil {
+			t.Errorf("Open(%q, %q) returned the Dataset %#v with its error, want nil", tc.spec, tc.split, ds)
 		}
 	}
 }
@@ -398,7 +404,7 @@ func TestFashionMNISTFromDebian(t *testing.T) {
 func TestFolderDecodesBMP(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "a", "x.bmp"), encode(t, solid(5, 4, color.NRGBA{200, 10, 30, 255}), ".bmp"))
-	ds, err := OpenFolder(root, Train)
+	ds, err := OpenFolder(root, Train, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,5 +493,149 @@ func TestRedownloadAdvice(t *testing.T) {
 		if got := redownload(tc.path); !strings.Contains(got, tc.want) {
 			t.Errorf("redownload(%s) = %q, want it to contain %q", tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestFolderSplitLayouts: an image folder's test split is root/test,
+// root/val or root/validation, whichever exists (ImageNet and Imagenette
+// call it val); more than one is ambiguous; other directories beside the
+// splits (a run directory, say) are not classes; and the test split is
+// labelled by the train split's classes.
+func TestFolderSplitLayouts(t *testing.T) {
+	png := encode(t, solid(4, 4, color.NRGBA{1, 2, 3, 255}), ".png")
+	jpg := encode(t, solid(5, 3, color.NRGBA{200, 100, 50, 255}), ".jpg")
+	tests := []struct {
+		name      string
+		files     []string
+		trainErr  string // "" when the train split opens
+		testErr   string // "" when the test split opens
+		noSplit   bool   // the test error matches ErrNoSplit
+		testFiles []string
+		testLabel []int
+	}{
+		{name: "train and val", files: []string{"train/x/1.png", "train/y/1.jpg", "val/x/2.jpg", "val/y/2.png"},
+			testFiles: []string{"val/x/2.jpg", "val/y/2.png"}, testLabel: []int{0, 1}},
+		{name: "train and test", files: []string{"train/x/1.png", "train/y/1.jpg", "test/y/2.png"},
+			testFiles: []string{"test/y/2.png"}, testLabel: []int{1}},
+		{name: "train and validation", files: []string{"train/x/1.png", "validation/x/2.png"},
+			testFiles: []string{"validation/x/2.png"}, testLabel: []int{0}},
+		{name: "a run directory beside the splits", files: []string{"train/x/1.png", "train/y/1.png", "val/y/2.jpg", "run/metrics.jsonl"},
+			testFiles: []string{"val/y/2.jpg"}, testLabel: []int{1}},
+		{name: "val lacks a class", files: []string{"train/a/1.png", "train/b/1.png", "train/c/1.png", "val/a/2.png", "val/c/2.png"},
+			testFiles: []string{"val/a/2.png", "val/c/2.png"}, testLabel: []int{0, 2}},
+		{name: "val has a class train lacks", files: []string{"train/a/1.png", "val/a/2.png", "val/z/2.png"},
+			testErr: "class folders z of "},
+		{name: "test and val", files: []string{"train/x/1.png", "test/x/2.png", "val/x/3.png"},
+			testErr: "has test and val directories: it is not clear which is the test split; open one on its own (eval --test-data "},
+		{name: "train only", files: []string{"train/x/1.png"},
+			testErr: "has a train directory but no test split", noSplit: true},
+		{name: "val only", files: []string{"val/x/1.png"},
+			trainErr: "has a val directory but no train directory", testFiles: []string{"val/x/1.png"}, testLabel: []int{0}},
+		{name: "flat", files: []string{"x/1.png", "y/1.png"},
+			testErr: "has no test split", noSplit: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, f := range tc.files {
+				b := png
+				switch filepath.Ext(f) {
+				case ".jpg":
+					b = jpg
+				case ".jsonl":
+					b = []byte("{}\n")
+				}
+				writeFile(t, filepath.Join(root, f), b)
+			}
+			tr, err := Open("folder:"+root, Train)
+			if tc.trainErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.trainErr) || !errors.Is(err, ErrNoSplit) {
+					t.Errorf("train split: error %v, want ErrNoSplit containing %q", err, tc.trainErr)
+				}
+			} else if err != nil {
+				t.Errorf("train split: %v", err)
+			} else if tr.ClassNames()[0] == "run" || tr.ClassNames()[0] == "train" {
+				t.Errorf("train split classes %v", tr.ClassNames())
+			}
+			te, err := Open("folder:"+root, Test)
+			if tc.testErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.testErr) || errors.Is(err, ErrNoSplit) != tc.noSplit {
+					t.Errorf("test split: error %v, want one containing %q (ErrNoSplit: %v)", err, tc.testErr, tc.noSplit)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("test split: %v", err)
+			}
+			f := te.(*Folder)
+			var files []string
+			var labels []int
+			for i := range f.Len() {
+				rel, _ := filepath.Rel(root, f.Path(i))
+				files, labels = append(files, filepath.ToSlash(rel)), append(labels, f.Label(i))
+				if _, err := f.Image(i); err != nil {
+					t.Errorf("test image %s: %v", rel, err)
+				}
+			}
+			if !slices.Equal(files, tc.testFiles) || !slices.Equal(labels, tc.testLabel) {
+				t.Errorf("test split files %v labels %v, want %v %v", files, labels, tc.testFiles, tc.testLabel)
+			}
+			if tr != nil && !slices.Equal(te.ClassNames(), tr.ClassNames()) {
+				t.Errorf("test split classes %v, train split's %v", te.ClassNames(), tr.ClassNames())
+			}
+		})
+	}
+}
+
+// TestOpenFolderDir: any directory of class folders opens as a split
+// (eval's --test-data), labelled by the train split's classes when given.
+func TestOpenFolderDir(t *testing.T) {
+	png := encode(t, solid(4, 4, color.NRGBA{1, 2, 3, 255}), ".png")
+	jpg := encode(t, solid(6, 5, color.NRGBA{9, 8, 7, 255}), ".jpg")
+	base := t.TempDir()
+	holdout := filepath.Join(base, "my holdout")
+	writeFile(t, filepath.Join(holdout, "dog", "1.jpg"), jpg)
+	writeFile(t, filepath.Join(holdout, "dog", "2.png"), png)
+	writeFile(t, filepath.Join(holdout, "bird", "1.png"), png)
+	splitRoot := filepath.Join(base, "imagenette")
+	writeFile(t, filepath.Join(splitRoot, "train", "dog", "1.png"), png)
+	writeFile(t, filepath.Join(splitRoot, "val", "dog", "1.png"), png)
+	tests := []struct {
+		name       string
+		dir        string
+		classes    []string
+		wantErr    string
+		wantLabels []int
+		wantNames  []string
+	}{
+		{"own classes", holdout, nil, "", []int{0, 1, 1}, []string{"bird", "dog"}},
+		{"the train split's classes", holdout, []string{"bird", "cat", "dog"}, "", []int{0, 2, 2}, []string{"bird", "cat", "dog"}},
+		{"a class the train split lacks", holdout, []string{"cat", "dog"}, "class folders bird of " + holdout + " are not classes of the train split (cat, dog)", nil, nil},
+		{"a dataset root", splitRoot, nil, "holds split directories (train, val), not class folders: pass the split itself, e.g. " + filepath.Join(splitRoot, "val"), nil, nil},
+		{"a missing directory", filepath.Join(base, "nope"), nil, "no such file or directory", nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := OpenFolderDir(tc.dir, tc.classes, Options{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var labels []int
+			for i := range f.Len() {
+				labels = append(labels, f.Label(i))
+				if _, err := f.Image(i); err != nil {
+					t.Error(err)
+				}
+			}
+			if !slices.Equal(labels, tc.wantLabels) || !slices.Equal(f.ClassNames(), tc.wantNames) {
+				t.Errorf("labels %v classes %v, want %v %v", labels, f.ClassNames(), tc.wantLabels, tc.wantNames)
+			}
+		})
 	}
 }

@@ -5,7 +5,12 @@
 // ordered as torchvision's ImageFolder orders them), the idx files of MNIST
 // and Fashion-MNIST (gzipped or not) and the CIFAR-10 binary batches. Open
 // takes a --data value such as "fmnist:/usr/share/datasets/fashion-mnist" or
-// a plain path whose format is detected when that is unambiguous.
+// a plain path whose format is detected when that is unambiguous; OpenWith
+// takes Options (the JPEG decoder, the limit on an image's pixels), never
+// environment variables. Files are verified as they are read: a gzipped
+// idx file is read to its end so that its CRC-32 and length are checked,
+// and an image whose header declares more pixels than the limit is refused
+// before it is decoded.
 //
 // A Loader shuffles a dataset every epoch, drops the last partial batch, and
 // has worker goroutines decode images and write their two augmented views

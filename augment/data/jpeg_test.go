@@ -2,12 +2,17 @@ package data
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
+	"maps"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -22,9 +27,6 @@ import (
 // it), CMYK JPEGs, which libjpeg-turbo cannot convert to RGB, fall back to
 // image/jpeg, and a truncated JPEG is an error naming the file.
 func TestFolderJPEGDecoder(t *testing.T) {
-	if os.Getenv(JPEGDecoderEnv) == "go" {
-		t.Skipf("%s=go forces image/jpeg", JPEGDecoderEnv)
-	}
 	if err := turbojpeg.Load(); err != nil {
 		t.Skipf("libjpeg-turbo is not installed here (%v)", err)
 	}
@@ -51,9 +53,12 @@ func TestFolderJPEGDecoder(t *testing.T) {
 	writeFile(t, filepath.Join(root, "a", "1good.jpg"), good)
 	writeFile(t, filepath.Join(root, "a", "2cmyk.jpg"), cmykJPEG.Bytes())
 	writeFile(t, filepath.Join(root, "a", "3truncated.jpg"), good[:len(good)*2/3])
-	ds, err := OpenFolder(root, Train)
+	ds, err := OpenFolder(root, Train, Options{JPEGDecoder: JPEGTurbo})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(ds.JPEGDecoder(), "libjpeg-turbo") {
+		t.Errorf("folder's JPEG decoder %q, want libjpeg-turbo", ds.JPEGDecoder())
 	}
 
 	img, err := ds.Image(0)
@@ -96,9 +101,6 @@ func TestFolderJPEGDecoder(t *testing.T) {
 // sizes into one scratch image, grown as needed; every view equals the view
 // made from a freshly decoded image with the same random decisions.
 func TestLoaderReusesJPEGScratch(t *testing.T) {
-	if os.Getenv(JPEGDecoderEnv) == "go" {
-		t.Skipf("%s=go forces image/jpeg, which has no scratch path", JPEGDecoderEnv)
-	}
 	if err := turbojpeg.Load(); err != nil {
 		t.Skipf("libjpeg-turbo is not installed here (%v)", err)
 	}
@@ -111,7 +113,7 @@ func TestLoaderReusesJPEGScratch(t *testing.T) {
 		}
 		writeFile(t, filepath.Join(root, "c", string(rune('a'+i))+".jpg"), encode(t, img, ".jpg"))
 	}
-	ds, err := OpenFolder(root, Train)
+	ds, err := OpenFolder(root, Train, Options{JPEGDecoder: JPEGTurbo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +145,218 @@ func TestLoaderReusesJPEGScratch(t *testing.T) {
 			}
 		}
 		b.Release()
+	}
+}
+
+// TestJPEGDecoderChoice: the JPEG decoder is an explicit option, checked
+// when a folder opens, and the folder says which one runs.
+func TestJPEGDecoderChoice(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "a", "x.jpg"), encode(t, solid(9, 7, color.NRGBA{200, 30, 10, 255}), ".jpg"))
+	turboErr := turbojpeg.Load()
+	tests := []struct {
+		choice string
+		want   string // in the description, or in the error when wantErr
+		turbo  bool   // decodes with libjpeg-turbo
+		err    bool
+	}{
+		{"", "libjpeg-turbo", true, false},
+		{JPEGAuto, "libjpeg-turbo", true, false},
+		{JPEGTurbo, "libjpeg-turbo", true, false},
+		{JPEGGo, `Go's image/jpeg (JPEG decoder "go" chosen)`, false, false},
+		{"pil", `unknown JPEG decoder "pil": use auto`, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.choice, func(t *testing.T) {
+			if turboErr != nil && tc.turbo {
+				switch tc.choice {
+				case JPEGTurbo:
+					tc.want, tc.err = "turbojpeg: load", true
+				default:
+					tc.want, tc.turbo = "Go's image/jpeg, about 3x slower", false
+				}
+			}
+			desc, err := JPEGDecoderFor(tc.choice)
+			ds, openErr := OpenWith("folder:"+root, Train, Options{JPEGDecoder: tc.choice})
+			if tc.err {
+				for _, e := range []error{err, openErr} {
+					if e == nil || !strings.Contains(e.Error(), tc.want) || !strings.HasPrefix(e.Error(), "augment/data: ") {
+						t.Errorf("error %v, want one containing %q", e, tc.want)
+					}
+				}
+				return
+			}
+			if err != nil || openErr != nil {
+				t.Fatalf("JPEGDecoderFor: %v; OpenWith: %v", err, openErr)
+			}
+			f := ds.(*Folder)
+			if !strings.Contains(desc, tc.want) || f.JPEGDecoder() != desc {
+				t.Errorf("JPEGDecoderFor = %q, folder's %q; want both containing %q", desc, f.JPEGDecoder(), tc.want)
+			}
+			img, err := f.Image(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, isNRGBA := img.(*image.NRGBA); isNRGBA != tc.turbo {
+				t.Errorf("decoded a %T; want libjpeg-turbo's *image.NRGBA: %v", img, tc.turbo)
+			}
+		})
+	}
+	if desc, err := JPEGDecoder(); err != nil || desc != func() string { d, _ := JPEGDecoderFor(JPEGAuto); return d }() {
+		t.Errorf("JPEGDecoder() = %q, %v; want the auto choice's description", desc, err)
+	}
+}
+
+// hugeHeaders returns tiny image files (under 1 KB) whose headers declare
+// far more pixels than the default limit, keyed by extension.
+func hugeHeaders(t *testing.T) map[string][]byte {
+	t.Helper()
+	small := solid(8, 8, color.NRGBA{10, 20, 30, 255})
+	out := map[string][]byte{}
+	// JPEG: the baseline start-of-frame (FF C0, length, precision,
+	// height, width) declares 20000x20000.
+	j := encode(t, small, ".jpg")
+	sof := bytes.Index(j, []byte{0xFF, 0xC0})
+	binary.BigEndian.PutUint16(j[sof+5:], 20000)
+	binary.BigEndian.PutUint16(j[sof+7:], 20000)
+	out[".jpg"] = j
+	// PNG: IHDR declares 20000x20000, with its CRC fixed.
+	p := encode(t, small, ".png")
+	binary.BigEndian.PutUint32(p[16:], 20000)
+	binary.BigEndian.PutUint32(p[20:], 20000)
+	binary.BigEndian.PutUint32(p[29:], crc32.ChecksumIEEE(p[12:29]))
+	out[".png"] = p
+	// GIF: the logical screen declares 20000x20000.
+	g := encode(t, small, ".gif")
+	binary.LittleEndian.PutUint16(g[6:], 20000)
+	binary.LittleEndian.PutUint16(g[8:], 20000)
+	out[".gif"] = g
+	// BMP: the info header declares 20000x20000.
+	b := encode(t, small, ".bmp")
+	binary.LittleEndian.PutUint32(b[18:], 20000)
+	binary.LittleEndian.PutUint32(b[22:], 20000)
+	out[".bmp"] = b
+	// WebP (lossless): a VP8L header declaring 16000x16000.
+	bits := uint32(16000-1) | uint32(16000-1)<<14
+	vp8l := binary.LittleEndian.AppendUint32([]byte{0x2f}, bits)
+	vp8l = append(vp8l, make([]byte, 16)...)
+	w := []byte("RIFF")
+	w = binary.LittleEndian.AppendUint32(w, uint32(4+8+len(vp8l)))
+	w = append(w, "WEBPVP8L"...)
+	w = binary.LittleEndian.AppendUint32(w, uint32(len(vp8l)))
+	out[".webp"] = append(w, vp8l...)
+	for ext, f := range out {
+		if len(f) > 1024 {
+			t.Fatalf("%s header file has %d bytes, want a tiny one", ext, len(f))
+		}
+	}
+	return out
+}
+
+// TestImagePixelLimit: a tiny file whose header claims a huge image is
+// refused before decoding, in every format and with either JPEG decoder,
+// with an error that gives the size, the limit and how to raise it, and
+// without taking the memory the header claims.
+func TestImagePixelLimit(t *testing.T) {
+	root := t.TempDir()
+	huge := hugeHeaders(t)
+	exts := slices.Sorted(maps.Keys(huge))
+	for _, ext := range exts {
+		writeFile(t, filepath.Join(root, "a", "huge"+ext), huge[ext])
+	}
+	decoders := []string{JPEGGo}
+	if turbojpeg.Load() == nil {
+		decoders = append(decoders, JPEGTurbo)
+	}
+	for _, dec := range decoders {
+		f, err := OpenFolder(root, Train, Options{JPEGDecoder: dec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range f.Len() {
+			ext := filepath.Ext(f.Path(i))
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := f.Image(i)
+			runtime.ReadMemStats(&after)
+			side := "20000x20000"
+			if ext == ".webp" {
+				side = "16000x16000"
+			}
+			for _, want := range []string{f.Path(i), "the image is " + side + " pixels", "limit of 67108864 pixels (8192x8192)", "raise the limit (augment/data Options.MaxImagePixels)"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s, %s: error %v, want one containing %q", dec, ext, err, want)
+				}
+			}
+			if !errors.Is(err, ErrImageTooLarge) {
+				t.Errorf("%s, %s: error %v does not match ErrImageTooLarge", dec, ext, err)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+				t.Errorf("%s, %s: refusing the image allocated %d MB", dec, ext, grew>>20)
+			}
+		}
+	}
+}
+
+// TestImagePixelLimitOption: the limit is an option, checked when a dataset
+// opens; an image at the limit decodes, one pixel row over it does not.
+func TestImagePixelLimitOption(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "a", "x.png"), encode(t, solid(12, 10, color.NRGBA{1, 2, 3, 255}), ".png"))
+	writeFile(t, filepath.Join(root, "a", "y.jpg"), encode(t, solid(12, 10, color.NRGBA{1, 2, 3, 255}), ".jpg"))
+	tests := []struct {
+		limit   int
+		decodes bool
+		openErr string
+	}{
+		{0, true, ""},
+		{120, true, ""},
+		{119, false, ""},
+		{110, false, ""},
+		{-1, false, "image pixel limit -1 is negative"},
+	}
+	for _, tc := range tests {
+		for _, dec := range []string{JPEGAuto, JPEGGo} {
+			ds, err := OpenWith(root, Train, Options{MaxImagePixels: tc.limit, JPEGDecoder: dec})
+			if tc.openErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.openErr) {
+					t.Errorf("limit %d: error %v, want one containing %q", tc.limit, err, tc.openErr)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range ds.Len() {
+				_, err := ds.Image(i)
+				if tc.decodes != (err == nil) || (err != nil && !errors.Is(err, ErrImageTooLarge)) {
+					t.Errorf("limit %d, %s, image %d (12x10): error %v, want decoded: %v", tc.limit, dec, i, err, tc.decodes)
+				}
+			}
+		}
+	}
+}
+
+// TestLoaderSkipsOversizeImages: the loader skips an oversize image and
+// counts it as unreadable, as it does corrupt files.
+func TestLoaderSkipsOversizeImages(t *testing.T) {
+	root := t.TempDir()
+	for i := range 4 {
+		writeFile(t, filepath.Join(root, "a", fmt.Sprintf("%d.png", i)), encode(t, solid(6, 6, color.NRGBA{uint8(i), 2, 3, 255}), ".png"))
+	}
+	writeFile(t, filepath.Join(root, "a", "huge.jpg"), hugeHeaders(t)[".jpg"])
+	ds, err := OpenFolder(root, Train, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := startLoader(t, ds, LoaderConfig{BatchSize: ds.Len(), Workers: 1, Augment: augment.Config{Size: 4}}, 0)
+	b, err := l.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	st := l.Stats()
+	if b.Skipped < 1 || st.Unreadable != 1 || !errors.Is(st.LastError, ErrImageTooLarge) || !strings.Contains(st.LastError.Error(), "huge.jpg") {
+		t.Errorf("skipped %d, stats %+v; want the huge file skipped and counted as unreadable", b.Skipped, st)
 	}
 }

@@ -78,7 +78,7 @@ func take(t *testing.T, l *Loader, n int) []snapshot {
 
 func TestLoaderDeterministicAcrossWorkersAndResume(t *testing.T) {
 	root, _ := makeFolder(t)
-	folder, err := OpenFolder(root, Train)
+	folder, err := OpenFolder(root, Train, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestLoaderSkipsUnreadableImages(t *testing.T) {
 
 func TestLoaderCorruptFileOnDisk(t *testing.T) {
 	root, want := makeFolder(t)
-	ds, err := OpenFolder(root, Train)
+	ds, err := OpenFolder(root, Train, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

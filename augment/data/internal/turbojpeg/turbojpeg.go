@@ -111,7 +111,7 @@ func NewDecoder() (*Decoder, error) {
 	}
 	h := C.simclr_tj_init()
 	if h == nil {
-		return nil, errors.New("turbojpeg: tjInitDecompress could not create a decompressor (out of memory?); free memory, or decode with image/jpeg (SIMCLR_ORT_JPEG_DECODER=go)")
+		return nil, errors.New("turbojpeg: tjInitDecompress could not create a decompressor (out of memory?); free memory, or decode with Go's image/jpeg (the JPEG decoder \"go\")")
 	}
 	d := &Decoder{h: h}
 	d.cleanup = runtime.AddCleanup(d, func(x handle) { C.simclr_tj_destroy(x.h) }, handle{h})
@@ -125,6 +125,30 @@ func (d *Decoder) Close() {
 		C.simclr_tj_destroy(d.h)
 		d.h = nil
 	}
+}
+
+// Header returns the width and height the JPEG file in b declares,
+// reading only its headers (up to the first scan), so that a caller can
+// refuse an image too large to decode before any pixel memory is taken.
+func (d *Decoder) Header(b []byte) (width, height int, err error) {
+	if d.h == nil {
+		panic("turbojpeg: Header on a closed Decoder")
+	}
+	defer runtime.KeepAlive(d)
+	if len(b) == 0 {
+		return 0, 0, errors.New("turbojpeg: empty file")
+	}
+	var w, h C.int
+	if C.simclr_tj_header(d.h, (*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b)), &w, &h) != 0 {
+		err := d.err("read header")
+		d.renew()
+		return 0, 0, err
+	}
+	width, height = int(w), int(h)
+	if width <= 0 || height <= 0 {
+		return 0, 0, fmt.Errorf("turbojpeg: the header declares an image of %dx%d pixels; the file is corrupt", width, height)
+	}
+	return width, height, nil
 }
 
 // Decode decodes the JPEG file in b into an opaque NRGBA image (every alpha
@@ -141,20 +165,12 @@ func (d *Decoder) Decode(b []byte, dst *image.NRGBA) (*image.NRGBA, error) {
 	// d's cleanup destroys the handle: d must stay reachable until the C
 	// calls on d.h are done.
 	defer runtime.KeepAlive(d)
-	if len(b) == 0 {
-		return nil, errors.New("turbojpeg: empty file")
-	}
-	src := (*C.uchar)(unsafe.Pointer(&b[0]))
-	var w, h C.int
-	if C.simclr_tj_header(d.h, src, C.ulong(len(b)), &w, &h) != 0 {
-		err := d.err("read header")
-		d.renew()
+	width, height, err := d.Header(b)
+	if err != nil {
 		return nil, err
 	}
-	width, height := int(w), int(h)
-	if width <= 0 || height <= 0 {
-		return nil, fmt.Errorf("turbojpeg: the header declares an image of %dx%d pixels; the file is corrupt", width, height)
-	}
+	src := (*C.uchar)(unsafe.Pointer(&b[0]))
+	w, h := C.int(width), C.int(height)
 	n := 4 * width * height
 	if dst == nil || cap(dst.Pix) < n {
 		dst = image.NewNRGBA(image.Rect(0, 0, width, height))
