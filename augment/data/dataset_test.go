@@ -600,6 +600,13 @@ func TestOpenFolderDir(t *testing.T) {
 	splitRoot := filepath.Join(base, "imagenette")
 	writeFile(t, filepath.Join(splitRoot, "train", "dog", "1.png"), png)
 	writeFile(t, filepath.Join(splitRoot, "val", "dog", "1.png"), png)
+	withRun := filepath.Join(base, "with-run")
+	writeFile(t, filepath.Join(withRun, "train", "dog", "1.png"), png)
+	writeFile(t, filepath.Join(withRun, "val", "dog", "1.png"), png)
+	writeFile(t, filepath.Join(withRun, "run", "metrics.jsonl"), []byte("{}\n"))
+	valClass := filepath.Join(base, "val-class")
+	writeFile(t, filepath.Join(valClass, "dog", "1.png"), png)
+	writeFile(t, filepath.Join(valClass, "val", "1.png"), png)
 	tests := []struct {
 		name       string
 		dir        string
@@ -612,6 +619,8 @@ func TestOpenFolderDir(t *testing.T) {
 		{"the train split's classes", holdout, []string{"bird", "cat", "dog"}, "", []int{0, 2, 2}, []string{"bird", "cat", "dog"}},
 		{"a class the train split lacks", holdout, []string{"cat", "dog"}, "class folders bird of " + holdout + " are not classes of the train split (cat, dog)", nil, nil},
 		{"a dataset root", splitRoot, nil, "holds split directories (train, val), not class folders: pass the split itself, e.g. " + filepath.Join(splitRoot, "val"), nil, nil},
+		{"a dataset root with another directory", withRun, []string{"dog"}, "holds split directories (train, val), not class folders", nil, nil},
+		{"a class called val", valClass, []string{"dog", "val"}, "", []int{0, 1}, []string{"dog", "val"}},
 		{"a missing directory", filepath.Join(base, "nope"), nil, "no such file or directory", nil, nil},
 	}
 	for _, tc := range tests {

@@ -74,8 +74,9 @@ func OpenFolder(root, split string, opts Options) (*Folder, error) {
 // split's ClassNames), every class folder of dir must be one of them and
 // its images get that class's label, so that labels mean the same in both
 // splits; a class without a folder in dir has no images. A dir that holds
-// split directories (train, val, ...) rather than class folders is an
-// error that names the one to pass.
+// split directories (train, val, ...) rather than class folders (only
+// them, or, with classes, ones that are not classes) is an error that
+// names the one to pass.
 func OpenFolderDir(dir string, classes []string, opts Options) (*Folder, error) {
 	opts, err := opts.check()
 	if err != nil {
@@ -86,12 +87,14 @@ func OpenFolderDir(dir string, classes []string, opts Options) (*Folder, error) 
 		return nil, err
 	}
 	var splits []string
+	classSplit := false // a split name that is also a class of classes
 	for _, d := range dirs {
 		if d == trainDir || slices.Contains(testDirs, d) {
 			splits = append(splits, d)
+			classSplit = classSplit || slices.Contains(classes, d)
 		}
 	}
-	if len(splits) > 0 && len(splits) == len(dirs) {
+	if len(splits) > 0 && (len(splits) == len(dirs) || classes != nil && !classSplit) {
 		return nil, fmt.Errorf("augment/data: %s holds split directories (%s), not class folders: pass the split itself, e.g. %s", dir, strings.Join(splits, ", "), filepath.Join(dir, splits[len(splits)-1]))
 	}
 	return openFolder(dir, classes, opts)

@@ -16,6 +16,7 @@ type evalOptions struct {
 	encoder     string
 	baseline    string
 	data        string
+	testData    string
 	protocol    string
 	k           int
 	temperature float64
@@ -32,6 +33,7 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.encoder, "encoder", "", "exported encoder (simclr-ort export)")
 	fs.StringVar(&o.baseline, "baseline", "", "a second encoder (e.g. export --random-init) evaluated on the same images: prints the difference with its paired standard error")
 	fs.StringVar(&o.data, "data", "", "labelled dataset with train and test splits, e.g. fmnist:/usr/share/datasets/fashion-mnist")
+	fs.StringVar(&o.testData, "test-data", "", "image folder DIR/CLASS/IMAGE to test on instead of --data's test split (any layout; its class folders must be classes of the train split)")
 	fs.StringVar(&o.protocol, "protocol", "knn", "evaluation protocol: knn (cosine kNN, weighted votes) or linear (logistic regression on standardised frozen features)")
 	fs.IntVar(&o.k, "k", 200, "neighbours that vote (knn)")
 	fs.Float64Var(&o.temperature, "temperature", 0.1, "vote weight exp(similarity/temperature) (knn)")
@@ -89,9 +91,15 @@ func runEval(_ context.Context, o evalOptions) error {
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	test, err := data.Open(o.data, data.Test)
-	if err != nil {
-		return fmt.Errorf("eval: %w; evaluation needs a labelled test split", err)
+	var test data.Dataset
+	if o.testData != "" {
+		f, err := data.OpenFolderDir(o.testData, train.ClassNames(), data.Options{})
+		if err != nil {
+			return fmt.Errorf("eval: --test-data: %w", err)
+		}
+		test = f
+	} else if test, err = data.Open(o.data, data.Test); err != nil {
+		return fmt.Errorf("eval: %w; evaluation needs a labelled test split (or pass one with --test-data DIR)", err)
 	}
 	train, test = limit(train, o.trainLimit), limit(test, o.testLimit)
 	for _, ds := range []data.Dataset{train, test} {
