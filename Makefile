@@ -98,3 +98,20 @@ study:
 study-smoke:
 	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
 	$(PYTHON) tools/study/study.py --steps 30 --out out/study-smoke --train-limit 2000 --test-limit 500 --simclr-ort bin/simclr-ort
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the command and the ONNX
+# Runtime library that `make setup` fetched, in PREFIX/lib/simclr-ort/,
+# where the installed binary looks (runtime/ort.InstalledLibraryDir,
+# relative to the executable), so it runs from any directory without
+# ONNXRUNTIME_SHARED_LIBRARY_PATH.
+PREFIX ?= /usr/local
+ORT_LIB := .cache/onnxruntime/libonnxruntime.so.1
+.PHONY: install
+install:
+	@test -f $(ORT_LIB) || { echo "make install: $(ORT_LIB) is missing; run make setup first" >&2; exit 1; }
+	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/simclr-ort
+	install -m 0755 bin/simclr-ort $(DESTDIR)$(PREFIX)/bin/simclr-ort
+	install -m 0644 $(ORT_LIB) $(DESTDIR)$(PREFIX)/lib/simclr-ort/libonnxruntime.so.1
+	ln -sf libonnxruntime.so.1 $(DESTDIR)$(PREFIX)/lib/simclr-ort/libonnxruntime.so
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/simclr-ort and its ONNX Runtime library in $(DESTDIR)$(PREFIX)/lib/simclr-ort/"

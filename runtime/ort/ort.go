@@ -36,9 +36,16 @@ var (
 	initPath string
 )
 
+// InstalledLibraryDir is where `make install` puts the library, relative
+// to the directory of the installed executable (PREFIX/bin/simclr-ort
+// finds PREFIX/lib/simclr-ort/libonnxruntime.so).
+const InstalledLibraryDir = "../lib/simclr-ort"
+
 // FindLibrary returns the library to load: explicit if not empty, else
 // $ONNXRUNTIME_SHARED_LIBRARY_PATH, else .cache/onnxruntime/libonnxruntime.so
-// in the current directory or one of its parents, else beside the executable.
+// in the current directory or one of its parents, else, relative to the
+// executable, beside it, in InstalledLibraryDir (an installed command) or
+// in ../.cache/onnxruntime (bin/ of a checkout).
 func FindLibrary(explicit string) (string, error) {
 	if explicit != "" {
 		return checkFile(explicit, "--ort-lib")
@@ -53,6 +60,7 @@ func FindLibrary(explicit string) (string, error) {
 	if exe, err := os.Executable(); err == nil {
 		for _, p := range []string{
 			filepath.Join(filepath.Dir(exe), libraryName),
+			filepath.Join(filepath.Dir(exe), InstalledLibraryDir, libraryName),
 			filepath.Join(filepath.Dir(exe), "..", DefaultLibraryDir, libraryName),
 		} {
 			tried = append(tried, p)
