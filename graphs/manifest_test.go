@@ -83,7 +83,7 @@ func TestDistributedEquivalent(t *testing.T) {
 		pairs  int
 		shards int
 	}{{1, 4, 0}, {2, 8, 2}, {4, 16, 4}} {
-		d := &Distributed{Config: rank, World: c.world}
+		d := &Distributed{Manifest: Manifest{Config: rank}, World: c.world}
 		eq := d.Equivalent()
 		if eq.Pairs != c.pairs || eq.Shards != c.shards || eq.BNGroups != 2 {
 			t.Errorf("world %d: equivalent %+v, want %d pairs in %d shards, 2 BatchNorm groups", c.world, eq, c.pairs, c.shards)
