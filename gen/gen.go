@@ -19,16 +19,8 @@ import (
 // generator's output changes meaning.
 const ProducerVersion = "0.1.0"
 
-// ConvsAsGemmEnv names the environment variable that, set to "0", keeps
-// every convolution a Conv node (simclr.ConvsAsGemmEnv).
-const ConvsAsGemmEnv = simclr.ConvsAsGemmEnv
-
-// ConvsAsGemm reports whether the CPU training graphs rewrite small-map
-// convolutions as patches and one Gemm (see simclr.ConvsAsGemmEnv); when it
-// is off, the embedded graphs/ (built with the rewrite) do not apply.
-func ConvsAsGemm() bool { return simclr.ConvsAsGemm() }
-
-// Build generates the graphs and manifest of one configuration in memory.
+// Build generates the graphs and manifest of one configuration in memory,
+// in the default formulation (the one graphs/ holds).
 func Build(cfg graphs.Config) (*simclr.Built, error) {
 	return simclr.Build(cfg, ProducerVersion)
 }
@@ -37,8 +29,8 @@ func Build(cfg graphs.Config) (*simclr.Built, error) {
 // data-parallel step over world ranks; cfg is one rank's configuration
 // (Pairs per rank). The manifest (graphs.Distributed) says how to run and
 // reduce them.
-func BuildDistributed(cfg graphs.Config, world int) (*simclr.DistributedBuilt, error) {
-	return simclr.BuildDistributed(cfg, world, ProducerVersion)
+func BuildDistributed(cfg graphs.Config, world int, opts simclr.Options) (*simclr.DistributedBuilt, error) {
+	return simclr.BuildDistributed(cfg, world, ProducerVersion, opts)
 }
 
 // Inference generates the inference graph of a configuration, with the
@@ -56,9 +48,7 @@ func Inference(cfg graphs.Config, withProjector bool) ([]byte, error) {
 func Files() (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, cfg := range graphs.Default() {
-		// The embedded graphs are always the default formulation, whatever
-		// the environment of `go generate` says.
-		b, err := simclr.BuildWith(cfg, ProducerVersion, simclr.Options{})
+		b, err := simclr.Build(cfg, ProducerVersion)
 		if err != nil {
 			return nil, fmt.Errorf("gen: %s: %w", cfg.Name(), err)
 		}

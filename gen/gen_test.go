@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 )
 
@@ -111,7 +112,7 @@ func TestONNXCheckerAcceptsEveryGraph(t *testing.T) {
 		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 16, Pairs: 4, BNGroups: 2}, 2},
 		{graphs.Config{Arch: "resnet50", Stem: "imagenet", ImageSize: 64, Pairs: 4, BNLowering: "primitive"}, 3},
 	} {
-		b, err := BuildDistributed(c.cfg, c.world)
+		b, err := BuildDistributed(c.cfg, c.world, simclr.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,19 +2,10 @@ package simclr
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/simclr-ort/simclr-ort/gen/graph"
 	"github.com/simclr-ort/simclr-ort/graphs"
-)
-
-// Graph input and output names shared by every configuration.
-const (
-	TrainInput      = "views"
-	LossOutput      = "loss"
-	InferenceInput  = "images"
-	InferenceOutput = "features"
 )
 
 // Built is one configuration's generated graphs and manifest.
@@ -32,7 +23,12 @@ type Built struct {
 type Options struct {
 	// ConvNodes keeps every convolution of a CPU training graph a Conv node
 	// instead of rewriting small-map convolutions as patches and one Gemm
-	// (see ConvsAsGemmEnv).
+	// (graph.ConvsAsGemm). Without the rewrite each view's results do not
+	// depend on the rest of the batch (ONNX Runtime convolves image by
+	// image), so a data-parallel rank and the single process it is compared
+	// with compute bit for bit the same; with it, the Gemm's blocking
+	// depends on the number of columns (views x pixels), and they agree to
+	// float32 rounding. The exactness tests set it.
 	ConvNodes bool
 	// Decisions adds a float32 output to the training graph for every
 	// piecewise decision of its forward pass: each ReLU's output (its mask
@@ -88,14 +84,13 @@ func Mutants() map[string]string {
 	return out
 }
 
-// Build generates the training and inference graphs of a configuration,
-// with the options the environment asks for (ConvsAsGemmEnv).
-// producerVersion is recorded in the files.
+// Build generates the training and inference graphs of a configuration in
+// the default formulation. producerVersion is recorded in the files.
 func Build(cfg graphs.Config, producerVersion string) (*Built, error) {
-	return BuildWith(cfg, producerVersion, Options{ConvNodes: !ConvsAsGemm()})
+	return BuildWith(cfg, producerVersion, Options{})
 }
 
-// BuildWith is Build with explicit options; the environment is not read.
+// BuildWith is Build with explicit generator options.
 func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built, error) {
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -129,7 +124,7 @@ func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built,
 func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest, []Decision) {
 	g := graph.New(cfg.Name() + ".train")
 	size := int64(cfg.ImageSize)
-	views := g.Input(TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
+	views := g.Input(graphs.TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
 	n := newNet(g, cfg, bnTrain)
 	var recorded []decision
 	if opts.Decisions {
@@ -150,7 +145,7 @@ func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest
 	h := n.encoder(views)
 	z := n.projector(h)
 	loss := ntXent(g, z, cfg.Temperature, cfg.ShardCount(), positiveShift)
-	g.Output(LossOutput, loss)
+	g.Output(graphs.LossOutput, loss)
 	wrt := make([]*graph.Value, len(n.params))
 	for i, p := range n.params {
 		wrt[i] = n.values[p.Name]
@@ -170,10 +165,10 @@ func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest
 	return g, &graphs.Manifest{
 		Config:          cfg,
 		FeatureDim:      int(h.Shape()[1]),
-		Input:           TrainInput,
-		InferenceInput:  InferenceInput,
-		InferenceOutput: InferenceOutput,
-		Loss:            LossOutput,
+		Input:           graphs.TrainInput,
+		InferenceInput:  graphs.InferenceInput,
+		InferenceOutput: graphs.InferenceOutput,
+		Loss:            graphs.LossOutput,
 		Params:          n.params,
 		Buffers:         n.buffers,
 		BNMomentum:      bnMomentum,
@@ -185,10 +180,6 @@ func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest
 // dynamic batch dimension; it takes the encoder's parameters and running
 // statistics (the manifest's tensors named "encoder.*").
 func buildInference(cfg graphs.Config) *graph.Graph { return InferenceGraph(cfg, false) }
-
-// ProjectionOutput names the projection z of an inference graph built with
-// the projector.
-const ProjectionOutput = "projection"
 
 // InferenceGraph is the encoder with eval-mode BatchNorm and a dynamic batch:
 // images [batch,3,H,W] to features [batch,d]; with the projector also
@@ -202,12 +193,12 @@ func InferenceGraph(cfg graphs.Config, withProjector bool) *graph.Graph {
 	}
 	g := graph.New(name)
 	size := int64(cfg.ImageSize)
-	images := g.Input(InferenceInput, graph.Float, graph.Shape{graph.Dynamic, 3, size, size})
+	images := g.Input(graphs.InferenceInput, graph.Float, graph.Shape{graph.Dynamic, 3, size, size})
 	n := newNet(g, cfg, bnEval)
 	h := n.encoder(images)
-	g.Output(InferenceOutput, h)
+	g.Output(graphs.InferenceOutput, h)
 	if withProjector {
-		g.Output(ProjectionOutput, n.projector(h))
+		g.Output(graphs.ProjectionOutput, n.projector(h))
 	}
 	for _, t := range append(n.params, n.buffers...) {
 		if !withProjector && !strings.HasPrefix(t.Name, "encoder.") {
@@ -227,15 +218,15 @@ func lowerConvs(g *graph.Graph, cfg graphs.Config, opts Options) {
 	}
 }
 
-// ConvsAsGemmEnv names the environment variable that, set to "0", keeps
-// every convolution of the CPU training graphs a Conv node. Without the
-// rewrite, each view's results do not depend on the rest of the batch
-// (ONNX Runtime convolves image by image), so a data-parallel rank and the
-// single process it is compared with compute bit for bit the same; with
-// it, the Gemm's blocking depends on the number of columns (views x
-// pixels), and they agree to float32 rounding. The exactness tests set it.
-const ConvsAsGemmEnv = "SIMCLR_ORT_CONV_AS_GEMM"
+// Deprecated forwards to the graph contract in graphs/, kept while other
+// packages move over; use graphs' names.
+const (
+	TrainInput       = graphs.TrainInput
+	LossOutput       = graphs.LossOutput
+	InferenceInput   = graphs.InferenceInput
+	InferenceOutput  = graphs.InferenceOutput
+	ProjectionOutput = graphs.ProjectionOutput
+)
 
-// ConvsAsGemm reports whether CPU training graphs rewrite small-map
-// convolutions as patches and one Gemm (the default; see ConvsAsGemmEnv).
-func ConvsAsGemm() bool { return os.Getenv(ConvsAsGemmEnv) != "0" }
+// FeatureDim is graphs.FeatureDim (deprecated forward).
+func FeatureDim(arch string) int { return graphs.FeatureDim(arch) }

@@ -7,25 +7,6 @@ import (
 	"github.com/simclr-ort/simclr-ort/graphs"
 )
 
-// Input and output names of the distributed graphs (graphs.Distributed).
-const (
-	// ProjectionName is the forward graph's output z [2n,p].
-	ProjectionName = "z"
-	// GatheredName is the loss graph's input z_all [2nW,p].
-	GatheredName = "z_all"
-	// GatheredGradName is the loss graph's output dL/dz_all [2nW,p].
-	GatheredGradName = "dz_all"
-	// ProjectionGradName is the backward graph's input dL/dz [2n,p].
-	ProjectionGradName = "dz"
-	// SavedPrefix starts the names of the activations the forward graph
-	// outputs and the backward graph takes.
-	SavedPrefix = "saved."
-	// PartialGradPrefix starts the names of the backward graph's outputs: a
-	// rank's part of each parameter's gradient; the sum over ranks is the
-	// gradient.
-	PartialGradPrefix = "partial_grad."
-)
-
 // DistributedBuilt is the graphs of one data-parallel step (forward, loss,
 // backward) and their description.
 type DistributedBuilt struct {
@@ -61,7 +42,7 @@ type DistributedBuilt struct {
 // 43 MB, with the ImageNet stem (TestSavedActivationSize). A recomputing
 // backward would hold nothing between the runs but would run the encoder
 // forward twice per step, about a third more compute.
-func BuildDistributed(cfg graphs.Config, world int, producerVersion string) (*DistributedBuilt, error) {
+func BuildDistributed(cfg graphs.Config, world int, producerVersion string, opts Options) (*DistributedBuilt, error) {
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -74,23 +55,25 @@ func BuildDistributed(cfg graphs.Config, world int, producerVersion string) (*Di
 	}
 	name := graphs.DistributedName(cfg, world)
 	m := &graphs.Distributed{
-		Config:            cfg,
+		Manifest: graphs.Manifest{
+			Config:     cfg,
+			Input:      graphs.TrainInput,
+			Loss:       graphs.LossOutput,
+			BNMomentum: bnMomentum,
+			BNEpsilon:  bnEpsilon,
+		},
 		World:             world,
-		Views:             TrainInput,
-		Projection:        ProjectionName,
-		Gathered:          GatheredName,
-		Loss:              LossOutput,
-		GatheredGrad:      GatheredGradName,
-		ProjectionGrad:    ProjectionGradName,
+		Projection:        graphs.ProjectionName,
+		Gathered:          graphs.GatheredName,
+		GatheredGrad:      graphs.GatheredGradName,
+		ProjectionGrad:    graphs.ProjectionGradName,
 		GradientReduction: graphs.ReduceSum,
 		BufferReduction:   graphs.ReduceMean,
-		BNMomentum:        bnMomentum,
-		BNEpsilon:         bnEpsilon,
 		ForwardGraph:      name + ".forward.onnx",
 		LossGraph:         name + ".loss.onnx",
 		BackwardGraph:     name + ".backward.onnx",
 	}
-	forward, backward := buildRankStep(cfg, name, m)
+	forward, backward := buildRankStep(cfg, name, m, opts)
 	loss := buildGlobalLoss(cfg, world, name)
 	meta := map[string]string{"simclr.config": name}
 	out := &DistributedBuilt{Manifest: m}
@@ -110,17 +93,17 @@ func BuildDistributed(cfg graphs.Config, world int, producerVersion string) (*Di
 
 // buildRankStep builds one rank's forward and backward graphs as described
 // at BuildDistributed and fills m's tensors.
-func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forward, backward *graph.Graph) {
+func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed, opts Options) (forward, backward *graph.Graph) {
 	g := graph.New(name + ".step")
 	size := int64(cfg.ImageSize)
-	views := g.Input(TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
+	views := g.Input(graphs.TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
 	n := newNet(g, cfg, bnTrain)
 	h := n.encoder(views)
 	z := n.projector(h)
 	m.FeatureDim = int(h.Shape()[1])
 
 	mark := g.Mark()
-	dz := g.Input(ProjectionGradName, graph.Float, z.Shape())
+	dz := g.Input(graphs.ProjectionGradName, graph.Float, z.Shape())
 	wrt := make([]*graph.Value, len(n.params))
 	for i, p := range n.params {
 		wrt[i] = n.values[p.Name]
@@ -131,17 +114,17 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forwa
 	params := make([]graph.Port, len(n.params))
 	for i, p := range n.params {
 		params[i] = graph.Port{Name: p.Name, Value: wrt[i]}
-		p.Output = PartialGradPrefix + p.Name
+		p.Output = graphs.PartialGradPrefix + p.Name
 		m.Params = append(m.Params, p)
 	}
 	savedPorts := make([]graph.Port, len(saved))
 	for i, v := range saved {
-		savedPorts[i] = graph.Port{Name: SavedPrefix + v.Name(), Value: v}
+		savedPorts[i] = graph.Port{Name: graphs.SavedPrefix + v.Name(), Value: v}
 		m.Saved = append(m.Saved, graphs.Activation{Name: savedPorts[i].Name, Shape: v.Shape()})
 	}
 
-	fwdIn := append([]graph.Port{{Name: TrainInput, Value: views}}, params...)
-	fwdOut := []graph.Port{{Name: ProjectionName, Value: z}}
+	fwdIn := append([]graph.Port{{Name: graphs.TrainInput, Value: views}}, params...)
+	fwdOut := []graph.Port{{Name: graphs.ProjectionName, Value: z}}
 	for _, b := range n.buffers {
 		fwdIn = append(fwdIn, graph.Port{Name: b.Name, Value: n.values[b.Name]})
 		fwdOut = append(fwdOut, graph.Port{Name: b.Output, Value: n.newStats[b.Name]})
@@ -149,14 +132,14 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forwa
 	}
 	fwdOut = append(fwdOut, savedPorts...)
 
-	bwdIn := append([]graph.Port{{Name: TrainInput, Value: views}}, params...)
+	bwdIn := append([]graph.Port{{Name: graphs.TrainInput, Value: views}}, params...)
 	bwdIn = append(bwdIn, savedPorts...)
-	bwdIn = append(bwdIn, graph.Port{Name: ProjectionGradName, Value: dz})
+	bwdIn = append(bwdIn, graph.Port{Name: graphs.ProjectionGradName, Value: dz})
 	bwdOut := make([]graph.Port, len(grads))
 	for i, d := range grads {
 		bwdOut[i] = graph.Port{Name: m.Params[i].Output, Value: d}
 	}
-	lowerConvs(g, cfg, Options{ConvNodes: !ConvsAsGemm()})
+	lowerConvs(g, cfg, opts)
 	return g.Extract(name+".forward", fwdIn, fwdOut), g.Extract(name+".backward", bwdIn, bwdOut)
 }
 
@@ -164,9 +147,9 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed) (forwa
 // projections, rank-major, with its gradient.
 func buildGlobalLoss(cfg graphs.Config, world int, name string) *graph.Graph {
 	g := graph.New(name + ".loss")
-	zAll := g.Input(GatheredName, graph.Float, graph.Shape{2 * int64(cfg.Pairs) * int64(world), int64(cfg.ProjectionDim)})
+	zAll := g.Input(graphs.GatheredName, graph.Float, graph.Shape{2 * int64(cfg.Pairs) * int64(world), int64(cfg.ProjectionDim)})
 	loss := ntXent(g, zAll, cfg.Temperature, world, 0)
-	g.Output(LossOutput, loss)
-	g.Output(GatheredGradName, g.Gradients(loss, []*graph.Value{zAll})[0])
+	g.Output(graphs.LossOutput, loss)
+	g.Output(graphs.GatheredGradName, g.Gradients(loss, []*graph.Value{zAll})[0])
 	return g
 }

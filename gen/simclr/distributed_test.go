@@ -116,9 +116,9 @@ func newSplitStep(t *testing.T, b *DistributedBuilt) *splitStep {
 	c := m.Config
 	views := []int64{2 * int64(c.Pairs), 3, int64(c.ImageSize), int64(c.ImageSize)}
 	zShape := []int64{2 * int64(c.Pairs), int64(c.ProjectionDim)}
-	fwdIn := map[string]*tensor{m.Views: newTensor(views)}
+	fwdIn := map[string]*tensor{m.Input: newTensor(views)}
 	fwdOut := map[string]*tensor{m.Projection: newTensor(zShape)}
-	bwdIn := map[string]*tensor{m.Views: newTensor(views), m.ProjectionGrad: newTensor(zShape)}
+	bwdIn := map[string]*tensor{m.Input: newTensor(views), m.ProjectionGrad: newTensor(zShape)}
 	bwdOut := map[string]*tensor{}
 	s := &splitStep{m: m}
 	for _, p := range m.Params {
@@ -144,7 +144,7 @@ func newSplitStep(t *testing.T, b *DistributedBuilt) *splitStep {
 	s.loss = newRunner(t, b.Loss, map[string]*tensor{m.Gathered: newTensor(gathered)},
 		map[string]*tensor{m.Loss: newTensor([]int64{1}), m.GatheredGrad: newTensor(gathered)})
 	s.bwd = newRunner(t, b.Backward, bwdIn, bwdOut)
-	s.viewsPerRank = len(fwdIn[m.Views].data)
+	s.viewsPerRank = len(fwdIn[m.Input].data)
 	s.zLen = len(fwdOut[m.Projection].data)
 	return s
 }
@@ -158,7 +158,7 @@ func (s *splitStep) run(t *testing.T, views []float32) (loss float32, grads, new
 	}
 	gathered := s.loss.in[m.Gathered].data
 	for r := 0; r < m.World; r++ {
-		copy(s.fwd.in[m.Views].data, views[r*s.viewsPerRank:(r+1)*s.viewsPerRank])
+		copy(s.fwd.in[m.Input].data, views[r*s.viewsPerRank:(r+1)*s.viewsPerRank])
 		s.fwd.run(t)
 		copy(gathered[r*s.zLen:], s.fwd.out[m.Projection].data)
 		saved[r] = map[string][]float32{}
@@ -177,7 +177,7 @@ func (s *splitStep) run(t *testing.T, views []float32) (loss float32, grads, new
 		grads = append(grads, make([]float64, len(s.bwd.out[p.Output].data)))
 	}
 	for r := 0; r < m.World; r++ {
-		copy(s.bwd.in[m.Views].data, views[r*s.viewsPerRank:(r+1)*s.viewsPerRank])
+		copy(s.bwd.in[m.Input].data, views[r*s.viewsPerRank:(r+1)*s.viewsPerRank])
 		for _, a := range m.Saved {
 			copy(s.bwd.in[a.Name].data, saved[r][a.Name])
 		}
@@ -232,12 +232,12 @@ func toFloat32(xs []float64) []float32 {
 // them with the single training graph of the equivalent configuration
 // (W·n pairs in W shards) on the same views: the loss, every gradient and
 // every new running statistic. Both sides keep their convolutions as Conv
-// nodes (ConvsAsGemmEnv=0): the split is exact only where a view's result
+// nodes (Options.ConvNodes): the split is exact only where a view's result
 // does not depend on the rest of the batch, and the Gemm form's blocking
 // does (TestConvsAsGemm checks that form on its own).
 func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 	gradcheck.InitORT(t)
-	t.Setenv(ConvsAsGemmEnv, "0")
+	convNodes := Options{ConvNodes: true}
 	for _, c := range []struct {
 		cfg               graphs.Config
 		world             int
@@ -251,7 +251,7 @@ func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 	} {
 		cfg := c.cfg.Defaults()
 		t.Run(fmt.Sprintf("%s-world%d", cfg.Name(), c.world), func(t *testing.T) {
-			dist, err := BuildDistributed(cfg, c.world, "test")
+			dist, err := BuildDistributed(cfg, c.world, "test", convNodes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 			if c.world == 1 && eq != cfg {
 				t.Fatalf("the equivalent of one rank is %+v, not the rank's own %+v", eq, cfg)
 			}
-			single, err := Build(eq, "test")
+			single, err := BuildWith(eq, "test", convNodes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -323,7 +323,7 @@ func TestSplitStepInitialLoss(t *testing.T) {
 	for _, world := range []int{1, 2} {
 		cfg := graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 16, Pairs: 8}.Defaults()
 		t.Run(fmt.Sprintf("%s-world%d", cfg.Name(), world), func(t *testing.T) {
-			b, err := BuildDistributed(cfg, world, "test")
+			b, err := BuildDistributed(cfg, world, "test", Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -358,7 +358,7 @@ func TestLossGraphGradient(t *testing.T) {
 	for _, world := range []int{1, 2} {
 		t.Run(fmt.Sprint("world", world), func(t *testing.T) {
 			cfg := graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 2, ProjectionDim: 3, Temperature: 0.2}
-			b, err := BuildDistributed(cfg, world, "test")
+			b, err := BuildDistributed(cfg, world, "test", Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,7 +403,7 @@ func TestSavedActivationSize(t *testing.T) {
 		stem   string
 		floats int64
 	}{{"cifar", 117155200}, {"imagenet", 10691968}} {
-		b, err := BuildDistributed(graphs.Config{Arch: "resnet18", Stem: c.stem, ImageSize: 28, Pairs: 64}, 2, "test")
+		b, err := BuildDistributed(graphs.Config{Arch: "resnet18", Stem: c.stem, ImageSize: 28, Pairs: 64}, 2, "test", Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,7 +425,7 @@ func TestBuildDistributedRefuses(t *testing.T) {
 		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 4}, 0},
 		{graphs.Config{Arch: "resnet9", Stem: "cifar", ImageSize: 8, Pairs: 4}, 2},
 	} {
-		if _, err := BuildDistributed(c.cfg, c.world, "test"); err == nil {
+		if _, err := BuildDistributed(c.cfg, c.world, "test", Options{}); err == nil {
 			t.Errorf("BuildDistributed(%+v, %d) succeeded", c.cfg, c.world)
 		} else {
 			t.Log(err)
@@ -437,11 +437,11 @@ func TestBuildDistributedRefuses(t *testing.T) {
 // bytes.
 func TestBuildDistributedIsDeterministic(t *testing.T) {
 	cfg := graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 4, BNGroups: 2}
-	a, err := BuildDistributed(cfg, 2, "test")
+	a, err := BuildDistributed(cfg, 2, "test", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := BuildDistributed(cfg, 2, "test")
+	b, err := BuildDistributed(cfg, 2, "test", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,14 +101,14 @@ func (n *net) record(kind, module string, shape graph.Shape, build func() *graph
 }
 
 func (n *net) param(name string, shape graph.Shape, role string, init graphs.Init, larsExclude bool) *graph.Value {
-	n.params = append(n.params, graphs.Tensor{Name: name, Shape: shape.Clone(), Role: role, Init: init, LARSExclude: larsExclude, Output: "grad." + name})
+	n.params = append(n.params, graphs.Tensor{Name: name, Shape: shape.Clone(), Role: role, Init: init, LARSExclude: larsExclude, Output: graphs.GradOutput(name)})
 	v := n.g.Input(name, graph.Float, shape)
 	n.values[name] = v
 	return v
 }
 
 func (n *net) buffer(name string, shape graph.Shape, role string, init graphs.Init) *graph.Value {
-	n.buffers = append(n.buffers, graphs.Tensor{Name: name, Shape: shape.Clone(), Role: role, Init: init, Output: "new." + name})
+	n.buffers = append(n.buffers, graphs.Tensor{Name: name, Shape: shape.Clone(), Role: role, Init: init, Output: graphs.NewOutput(name)})
 	v := n.g.Input(name, graph.Float, shape)
 	n.values[name] = v
 	return v
@@ -295,10 +295,3 @@ func (n *net) projector(h *graph.Value) *graph.Value {
 	return z
 }
 
-// FeatureDim is the size of h for an architecture.
-func FeatureDim(arch string) int {
-	if arch == "resnet50" {
-		return 2048
-	}
-	return 512
-}
