@@ -62,13 +62,8 @@ func OpenCIFAR10(dir, split string) (*CIFAR10, error) {
 			}
 			return nil, fmt.Errorf("augment/data: %w", err)
 		}
-		if len(b) == 0 || len(b)%cifarRecord != 0 {
-			return nil, fmt.Errorf("augment/data: %s has %d bytes, not a whole number of %d-byte CIFAR-10 records: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", p, len(b), cifarRecord)
-		}
-		for off := 0; off < len(b); off += cifarRecord {
-			if b[off] >= byte(len(cifar10Classes)) {
-				return nil, fmt.Errorf("augment/data: %s: record %d has label %d, want 0-9: the file is corrupt or from CIFAR-100", p, off/cifarRecord, b[off])
-			}
+		if err := checkCIFARBatch(b, p); err != nil {
+			return nil, err
 		}
 		if records == nil {
 			records = make([]byte, 0, len(b)*len(files))
@@ -80,6 +75,20 @@ func OpenCIFAR10(dir, split string) (*CIFAR10, error) {
 		records: records,
 		classes: readMeta(filepath.Join(d, "batches.meta.txt"), cifar10Classes),
 	}, nil
+}
+
+// checkCIFARBatch checks that b, the content of the batch file name, is a
+// whole number of CIFAR-10 records with labels 0-9.
+func checkCIFARBatch(b []byte, name string) error {
+	if len(b) == 0 || len(b)%cifarRecord != 0 {
+		return fmt.Errorf("augment/data: %s has %d bytes, not a whole number of %d-byte CIFAR-10 records: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", name, len(b), cifarRecord)
+	}
+	for off := 0; off < len(b); off += cifarRecord {
+		if b[off] >= byte(len(cifar10Classes)) {
+			return fmt.Errorf("augment/data: %s: record %d has label %d, want 0-9: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", name, off/cifarRecord, b[off])
+		}
+	}
+	return nil
 }
 
 // readMeta returns the non-empty lines of path if there are exactly

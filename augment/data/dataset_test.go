@@ -40,7 +40,7 @@ func solid(w, h int, c color.NRGBA) *image.NRGBA {
 }
 
 // encode encodes img in the format named by ext.
-func encode(t *testing.T, img image.Image, ext string) []byte {
+func encode(t testing.TB, img image.Image, ext string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var err error
@@ -191,7 +191,7 @@ func idxBytes(dims []int, data []byte) []byte {
 	return b.Bytes()
 }
 
-func gzipped(t *testing.T, b []byte) []byte {
+func gzipped(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	zw.Write(b)

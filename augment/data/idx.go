@@ -200,7 +200,8 @@ func (g *gzipMembers) Read(p []byte) (int, error) {
 // against its CRC-32 and length (gzip.Reader checks them only at io.EOF),
 // and bytes after the announced data are an error, so a damaged file is
 // never half-used. name names the file in errors; sizeHint, when positive,
-// is about the number of data bytes to expect (it only sizes the buffer).
+// is about the number of data bytes to expect (it only sizes the buffer,
+// which otherwise starts at 1 MiB and grows as data arrives).
 func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []byte, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	r = br
@@ -246,11 +247,11 @@ func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []by
 	// Grow the buffer as data arrives, so that a corrupt header cannot make
 	// us allocate more than the file holds.
 	var buf bytes.Buffer
-	prealloc := int64(total)
+	prealloc := min(int64(total), 1<<20)
 	if sizeHint > 0 {
-		prealloc = min(prealloc, sizeHint)
+		prealloc = min(int64(total), sizeHint, 64<<20)
 	}
-	buf.Grow(int(min(prealloc, 64<<20)))
+	buf.Grow(int(prealloc))
 	if n, err := io.CopyN(&buf, r, int64(total)); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil, fmt.Errorf("augment/data: read %s: file truncated after %d of %d data bytes; the file is corrupt, %s", name, n, total, redownload(name))

@@ -209,7 +209,7 @@ func TestJPEGDecoderChoice(t *testing.T) {
 
 // hugeHeaders returns tiny image files (under 1 KB) whose headers declare
 // far more pixels than the default limit, keyed by extension.
-func hugeHeaders(t *testing.T) map[string][]byte {
+func hugeHeaders(t testing.TB) map[string][]byte {
 	t.Helper()
 	small := solid(8, 8, color.NRGBA{10, 20, 30, 255})
 	out := map[string][]byte{}

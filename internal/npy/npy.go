@@ -89,6 +89,11 @@ func LoadFloat32(path string) (shape []int64, data []float32, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("npy: %w", err)
 	}
+	return parseFloat32(raw, path)
+}
+
+// parseFloat32 decodes raw, the content of the .npy file path.
+func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err error) {
 	if len(raw) < 10 || string(raw[:6]) != string(magic[:6]) {
 		return nil, nil, fmt.Errorf("npy: %s is not a .npy file", path)
 	}

@@ -1,7 +1,10 @@
 package npy
 
 import (
+	"bytes"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -40,4 +43,62 @@ func TestWriteRejectsWrongSize(t *testing.T) {
 	if err := SaveFloat32(filepath.Join(t.TempDir(), "a.npy"), []int64{2, 2}, []float32{1}); err == nil {
 		t.Fatal("want an error for 1 value in shape [2 2]")
 	}
+}
+
+// FuzzParseFloat32: no file makes the reader panic or allocate more than
+// the file holds; what it accepts has as many values as its shape says,
+// and writes back to an equal array.
+//
+//	go test -run='^$' -fuzz=FuzzParseFloat32 -fuzztime=3m ./internal/npy
+func FuzzParseFloat32(f *testing.F) {
+	for _, tc := range []struct {
+		shape []int64
+		data  []float32
+	}{
+		{[]int64{3}, []float32{1, -2.5, 3e-8}},
+		{[]int64{2, 2}, []float32{1, 2, 3, 4}},
+		{[]int64{0}, nil},
+		{[]int64{}, []float32{7}},
+	} {
+		var b bytes.Buffer
+		if err := WriteFloat32(&b, tc.shape, tc.data); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	var i64 bytes.Buffer
+	if err := WriteInt64(&i64, []int64{2}, []int64{1, 2}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(i64.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var shape []int64
+		var data []float32
+		var err error
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		shape, data, err = parseFloat32(b, "fuzz.npy")
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20+4*uint64(len(b)) {
+			t.Fatalf("parsing %d bytes allocated %d bytes (err %v)", len(b), grew, err)
+		}
+		if err != nil {
+			return
+		}
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		if n != int64(len(data)) {
+			t.Fatalf("shape %v with %d values", shape, len(data))
+		}
+		var out bytes.Buffer
+		if err := WriteFloat32(&out, shape, data); err != nil {
+			t.Fatalf("write back: %v", err)
+		}
+		shape2, data2, err := parseFloat32(out.Bytes(), "again.npy")
+		if err != nil || !slices.Equal(shape, shape2) || len(data) != len(data2) {
+			t.Fatalf("read back: %v, shape %v, want %v", err, shape2, shape)
+		}
+	})
 }
