@@ -294,4 +294,3 @@ func (n *net) projector(h *graph.Value) *graph.Value {
 	})
 	return z
 }
-
