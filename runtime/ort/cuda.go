@@ -33,6 +33,10 @@ type CUDAOptions struct {
 	// builds that ship the provider as a separate library; empty means the
 	// one beside the loaded libonnxruntime.so.
 	ProviderLibrary string
+	// Extra are further CUDA provider options (ONNX Runtime's keys, e.g.
+	// "cudnn_conv1d_pad_to_nc1d": "1"), merged over the ones the fields
+	// above set.
+	Extra map[string]string
 }
 
 // providerOptions are the CUDA provider's option keys and values.
@@ -61,12 +65,14 @@ func (c CUDAOptions) providerOptions(device int) (map[string]string, error) {
 	if c.MemLimit > 0 {
 		o["gpu_mem_limit"] = fmt.Sprint(c.MemLimit)
 	}
+	for k, v := range c.Extra {
+		if k == "" {
+			return nil, fmt.Errorf("ort: a CUDA provider option with an empty key (=%q)", v)
+		}
+		o[k] = v
+	}
 	return o, nil
 }
-
-// CUDAOptionsEnv, when set, replaces the CUDA provider's options with its
-// value, "key=value;key=value" (empty: none), for diagnosing a provider.
-const CUDAOptionsEnv = "SIMCLR_ORT_CUDA_OPTIONS"
 
 // ProviderLibraryName is the CUDA provider's library in ONNX Runtime GPU builds.
 const ProviderLibraryName = "libonnxruntime_providers_cuda.so"
@@ -85,14 +91,6 @@ func appendCUDA(so *onnxruntime.SessionOptions, device int, c CUDAOptions) error
 	if err != nil {
 		return err
 	}
-	if raw, ok := os.LookupEnv(CUDAOptionsEnv); ok {
-		options = map[string]string{}
-		for _, kv := range strings.Split(raw, ";") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				options[k] = v
-			}
-		}
-	}
 	builtinErr := appendBuiltinCUDA(so, options)
 	if builtinErr == nil {
 		return nil
@@ -105,7 +103,7 @@ func appendCUDA(so *onnxruntime.SessionOptions, device int, c CUDAOptions) error
 			// device_id beside it gets the options without it.
 			without := maps.Clone(options)
 			delete(without, "device_id")
-			if os.Getenv(LogEnv) != "" {
+			if logVerbose {
 				fmt.Fprintf(os.Stderr, "ort: appending the CUDA provider with %v failed (%v); trying without device_id\n", options, err)
 			}
 			if err2 := appendEpDevice(so, d, without); err2 == nil {

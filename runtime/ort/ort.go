@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	onnxruntime "github.com/yalue/onnxruntime_go"
@@ -113,14 +114,38 @@ const DefaultGPULibraryDir = ".cache/onnxruntime-gpu"
 // Init loads the ONNX Runtime library (see FindLibrary) and creates the
 // process-wide environment. Later calls return the first call's result;
 // asking for a different library afterwards is an error.
-func Init(libraryPath string) error { return InitFor(libraryPath, "cpu") }
+func Init(libraryPath string) error { return InitWith(InitOptions{Library: libraryPath}) }
 
-// InitFor is Init for a provider: for "cuda", with neither libraryPath nor
-// $ONNXRUNTIME_SHARED_LIBRARY_PATH set, the GPU build that `make setup-gpu`
-// fetched (.cache/onnxruntime-gpu in the current directory or a parent)
-// comes before the CPU library.
+// InitFor is Init for a provider: for "cuda", with no libraryPath, the GPU
+// build that `make setup-gpu` fetched (.cache/onnxruntime-gpu in the
+// current directory or a parent) comes before the CPU library.
 func InitFor(libraryPath, provider string) error {
-	if libraryPath == "" && os.Getenv(LibraryEnv) == "" && provider == "cuda" {
+	return InitWith(InitOptions{Library: libraryPath, Provider: provider})
+}
+
+// InitOptions say which ONNX Runtime library to load and how it logs.
+type InitOptions struct {
+	// Library is the shared library; empty means FindLibrary's search.
+	Library string
+	// Provider is the execution provider the process will use ("cpu" or
+	// "cuda"): for "cuda" with no Library, the GPU build that
+	// `make setup-gpu` fetched comes first.
+	Provider string
+	// LogLevel is ONNX Runtime's log level: "error" (the default when
+	// empty), "warning", "info" or "verbose". Warnings say, for example,
+	// which nodes an execution provider left to the CPU.
+	LogLevel string
+}
+
+// InitWith loads ONNX Runtime as o says and creates the process-wide
+// environment; see Init.
+func InitWith(o InitOptions) error {
+	level, err := logLevel(o.LogLevel)
+	if err != nil {
+		return err
+	}
+	libraryPath := o.Library
+	if libraryPath == "" && os.Getenv(LibraryEnv) == "" && o.Provider == "cuda" {
 		libraryPath = findGPULibrary()
 	}
 	path, err := FindLibrary(libraryPath)
@@ -130,9 +155,10 @@ func InitFor(libraryPath, provider string) error {
 	initOnce.Do(func() {
 		initPath = path
 		onnxruntime.SetSharedLibraryPath(path)
-		if err := onnxruntime.InitializeEnvironment(logLevel()); err != nil {
+		if err := onnxruntime.InitializeEnvironment(level); err != nil {
 			initErr = fmt.Errorf("ort: load ONNX Runtime from %s: %w; %s", path, err, GetLibraryHelp)
 		}
+		logVerbose = o.LogLevel == "info" || o.LogLevel == "verbose" || o.LogLevel == "warning"
 	})
 	if initErr == nil && path != initPath {
 		return fmt.Errorf("ort: ONNX Runtime already loaded from %s, cannot switch to %s in one process", initPath, path)
@@ -140,27 +166,26 @@ func InitFor(libraryPath, provider string) error {
 	return initErr
 }
 
-// LogEnv is the environment variable that raises ONNX Runtime's log level
-// (warning, info or verbose; default error): warnings say, for example,
-// which nodes an execution provider left to the CPU.
-const LogEnv = "SIMCLR_ORT_LOG"
+// LogLevels are the values InitOptions.LogLevel takes.
+var LogLevels = []string{"error", "warning", "info", "verbose"}
 
-func logLevel() onnxruntime.EnvironmentOption {
-	switch os.Getenv(LogEnv) {
+// logVerbose is set when the log level asks for more than errors: the
+// package then also says what it retries.
+var logVerbose bool
+
+func logLevel(level string) (onnxruntime.EnvironmentOption, error) {
+	switch level {
+	case "", "error":
+		return onnxruntime.WithLogLevelError(), nil
 	case "warning":
-		return onnxruntime.WithLogLevelWarning()
+		return onnxruntime.WithLogLevelWarning(), nil
 	case "info":
-		return onnxruntime.WithLogLevelInfo()
+		return onnxruntime.WithLogLevelInfo(), nil
 	case "verbose":
-		return onnxruntime.WithLogLevelVerbose()
+		return onnxruntime.WithLogLevelVerbose(), nil
 	}
-	return onnxruntime.WithLogLevelError()
+	return nil, fmt.Errorf("ort: log level %q: use one of %s", level, strings.Join(LogLevels, ", "))
 }
-
-// DisableOptimizationsEnv, when set to anything, turns ONNX Runtime's graph
-// optimizations off in every session (to tell a fused kernel's fault from
-// the graph's).
-const DisableOptimizationsEnv = "SIMCLR_ORT_DISABLE_OPTIMIZATIONS"
 
 // Version is the loaded ONNX Runtime's version string.
 func Version() string { return onnxruntime.GetVersion() }
@@ -247,7 +272,7 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("ort: set inter-op threads: %w", err)
 	}
-	if opts.DisableOptimizations || os.Getenv(DisableOptimizationsEnv) != "" {
+	if opts.DisableOptimizations {
 		if err := so.SetGraphOptimizationLevel(onnxruntime.GraphOptimizationLevelDisableAll); err != nil {
 			return nil, fmt.Errorf("ort: disable optimizations: %w", err)
 		}

@@ -203,16 +203,16 @@ def main():
     # 1. probe each graph variant (BatchNorm lowering, convolution-gradient
     # formulation) on the provider, the GPU variant first
     variants = [("primitive", "gpu"), ("primitive", "cpu"), ("onnx", "cpu")][:None if args.probe_all else 1]
-    r.env["SIMCLR_ORT_LOG"] = "warning"  # the probes log which nodes stay on the CPU
     working = []
     for v in variants:
-        rc, out, err, _ = r.sh(f"probe-{v[0]}-{v[1]}", [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--steps", "2"]
+        # --ort-log-level warning: the probes log which nodes stay on the CPU
+        rc, out, err, _ = r.sh(f"probe-{v[0]}-{v[1]}", [sim, "step", "--ep", args.ep, "--ort-lib", r.lib, "--steps", "2",
+                                                       "--ort-log-level", "warning"]
                                + config_flags({"arch": "resnet18", "stem": "cifar", "image_size": 32, "pairs": 8}, v))
         ok = rc == 0
         r.results["steps"][f"probe bn={v[0]} conv-grad={v[1]}"] = "ok" if ok else (err.strip().splitlines() or ["failed"])[-1][:2000]
         if ok:
             working.append(v)
-    del r.env["SIMCLR_ORT_LOG"]
     if not working:
         print("the CUDA provider ran no training step; see logs/probe-*.log", flush=True)
         write(r)
