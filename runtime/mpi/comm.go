@@ -34,6 +34,7 @@ type Comm struct {
 
 	mu      sync.Mutex // serialises collectives; guards the fields below
 	timeout time.Duration
+	local   int
 	seq     uint64 // number of collectives started, for error messages
 	err     error  // sticky: the first failure, or ErrFinalized
 }
@@ -47,22 +48,29 @@ var (
 // tag) and returns the world communicator. It may be called once per
 // process: MPI cannot be initialised again, even after Finalize.
 //
-// Without the mpi build tag, Init fails when the environment says that a
+// launch is what the launcher's environment says (DetectLaunch(os.Getenv)
+// in a command). Without the mpi build tag, Init fails when it says that a
 // launcher (mpirun, srun) started more than one process, so that N copies
 // of a binary built without MPI never train N separate models by mistake.
-func Init() (*Comm, error) {
+// With the tag, MPI itself reads the launcher's environment; a command
+// should first apply Tuning to its own environment.
+func Init(launch Launch) (*Comm, error) {
 	initMu.Lock()
 	defer initMu.Unlock()
 	if initDone {
 		return nil, errors.New("mpi: Init called twice; MPI can be initialised once per process, share the *Comm")
 	}
-	eng, rank, size, err := startEngine(DefaultTimeout)
+	eng, rank, size, err := startEngine(launch, DefaultTimeout)
 	if err != nil {
 		return nil, err
 	}
 	initDone = true
-	return &Comm{rank: rank, size: size, eng: eng, timeout: DefaultTimeout}, nil
+	return &Comm{rank: rank, size: size, local: launch.Local, eng: eng, timeout: DefaultTimeout}, nil
 }
+
+// LocalSize is the number of processes on this machine as the launcher said
+// (Launch.Local), or 0 when it did not.
+func (c *Comm) LocalSize() int { return c.local }
 
 // Rank returns this process's rank in [0, Size()).
 func (c *Comm) Rank() int { return c.rank }

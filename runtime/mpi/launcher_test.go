@@ -22,6 +22,8 @@ func TestDetectLaunch(t *testing.T) {
 		{name: "srun", env: map[string]string{"SLURM_STEP_NUM_TASKS": "3"}, want: Launch{Size: 3, Var: "SLURM_STEP_NUM_TASKS"}},
 		{name: "sbatch script alone", env: map[string]string{"SLURM_NTASKS": "16", "SLURM_JOB_ID": "7"}, want: Launch{Size: 1}},
 		{name: "Open MPI first", env: map[string]string{"OMPI_COMM_WORLD_SIZE": "2", "SLURM_STEP_NUM_TASKS": "5"}, want: Launch{Size: 2, Var: "OMPI_COMM_WORLD_SIZE"}},
+		{name: "mpirun on two machines", env: map[string]string{"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"}, want: Launch{Size: 4, Var: "OMPI_COMM_WORLD_SIZE", Local: 2}},
+		{name: "hydra local count", env: map[string]string{"PMI_SIZE": "4", "MPI_LOCALNRANKS": "4"}, want: Launch{Size: 4, Var: "PMI_SIZE", Local: 4}},
 		{name: "not a number", env: map[string]string{"PMI_SIZE": "two"}, wantErr: `PMI_SIZE="two"`},
 		{name: "zero", env: map[string]string{"OMPI_COMM_WORLD_SIZE": "0"}, wantErr: "OMPI_COMM_WORLD_SIZE"},
 	}

@@ -133,9 +133,6 @@ var (
 // covers; longer buffers are split. A variable for the benchmarks.
 var allreduceChunk = 1 << 20
 
-// iallreduceAlgorithmVar selects Open MPI's MPI_Iallreduce algorithm.
-const iallreduceAlgorithmVar = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
-
 // engine owns MPI. One goroutine, locked to its OS thread, makes every MPI
 // call (MPI_THREAD_FUNNELED); the Comm methods hand it calls over channels,
 // by value, so that a steady-state collective allocates nothing.
@@ -172,7 +169,7 @@ type heartbeats struct {
 }
 
 // startEngine starts the worker goroutine, which initialises MPI.
-func startEngine(timeout time.Duration) (*engine, int, int, error) {
+func startEngine(_ Launch, timeout time.Duration) (*engine, int, int, error) {
 	e := &engine{calls: make(chan call), replies: make(chan error), aborts: make(chan int, 1), buckets: make(chan int, MaxBuckets)}
 	ready := make(chan error)
 	go e.serve(timeout, ready)
@@ -255,13 +252,6 @@ func (e *engine) init(timeout time.Duration) error {
 	// Open MPI installs backtrace handlers (MCA opal_signal) only for
 	// signals without a handler; Go has installed its own by now, so a nil
 	// dereference stays a Go panic (checked by internal/mpitest -mode exact).
-	// Open MPI's default nonblocking all-reduce between few ranks moves
-	// whole buffers (binomial/recursive doubling); the ring is about twice
-	// as fast for gradient-sized buffers (see the package documentation).
-	// An explicit setting by the user wins.
-	if _, ok := os.LookupEnv(iallreduceAlgorithmVar); !ok {
-		os.Setenv(iallreduceAlgorithmVar, "1") // 1: ring
-	}
 	var provided C.int
 	if rc := C.simclr_init(&provided); rc != C.MPI_SUCCESS {
 		return e.mpiError(rc, "MPI_Init_thread", "init")

@@ -15,11 +15,7 @@ type engine struct{}
 
 // startEngine refuses to run as one of several launched processes, and
 // otherwise returns a world of one.
-func startEngine(time.Duration) (*engine, int, int, error) {
-	l, err := DetectLaunch(os.Getenv)
-	if err != nil {
-		return nil, 0, 0, err
-	}
+func startEngine(l Launch, _ time.Duration) (*engine, int, int, error) {
 	if l.Size > 1 {
 		return nil, 0, 0, fmt.Errorf("mpi: launched as one of %d processes (%s=%d) but this binary was built without MPI; rebuild it with `go build -tags mpi` (make build-mpi), or run a single process without mpirun/srun", l.Size, l.Var, l.Size)
 	}

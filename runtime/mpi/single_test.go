@@ -19,8 +19,11 @@ func TestSingleRefusesLaunchedWorld(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(tc.key, tc.value)
-			_, _, _, err := startEngine(DefaultTimeout)
+			l, err := DetectLaunch(func(k string) string { return map[string]string{tc.key: tc.value}[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, _, err = startEngine(l, DefaultTimeout)
 			if err == nil {
 				t.Fatalf("startEngine with %s=%s: no error", tc.key, tc.value)
 			}
@@ -36,15 +39,14 @@ func TestSingleRefusesLaunchedWorld(t *testing.T) {
 // TestSingleWorld runs every collective in a world of one. Init can be
 // called once per process, so one test covers the Comm.
 func TestSingleWorld(t *testing.T) {
-	t.Setenv("OMPI_COMM_WORLD_SIZE", "1") // a launcher with one process is fine
-	c, err := Init()
+	c, err := Init(Launch{Size: 1, Var: "OMPI_COMM_WORLD_SIZE"}) // a launcher with one process is fine
 	if err != nil {
 		t.Fatalf("Init: %v", err)
 	}
 	if c.Rank() != 0 || c.Size() != 1 {
 		t.Fatalf("Rank, Size = %d, %d; want 0, 1", c.Rank(), c.Size())
 	}
-	if _, err := Init(); err == nil || !strings.Contains(err.Error(), "twice") {
+	if _, err := Init(Launch{Size: 1}); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("second Init: error %v, want one saying it was called twice", err)
 	}
 	if c.Timeout() != DefaultTimeout {

@@ -36,7 +36,17 @@ func main() {
 	iters := flag.Int("iters", 10, "bench mode: timed repetitions per size")
 	flag.Parse()
 
-	c, err := mpi.Init()
+	for k, v := range mpi.Tuning {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+	launch, err := mpi.DetectLaunch(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mpitest:", err)
+		os.Exit(2)
+	}
+	c, err := mpi.Init(launch)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mpitest:", err)
 		os.Exit(2)
