@@ -57,10 +57,12 @@ func TestCopyShardPanicsOnMismatch(t *testing.T) {
 // TestBytesPerStep checks the payload arithmetic on a hand-made manifest.
 func TestBytesPerStep(t *testing.T) {
 	m := &graphs.Distributed{
-		Config:  graphs.Config{Pairs: 4, ProjectionDim: 8},
-		World:   3,
-		Params:  []graphs.Tensor{{Shape: []int64{10, 2}}, {Shape: []int64{5}}},
-		Buffers: []graphs.Tensor{{Shape: []int64{7}}},
+		Manifest: graphs.Manifest{
+			Config:  graphs.Config{Pairs: 4, ProjectionDim: 8},
+			Params:  []graphs.Tensor{{Shape: []int64{10, 2}}, {Shape: []int64{5}}},
+			Buffers: []graphs.Tensor{{Shape: []int64{7}}},
+		},
+		World: 3,
 	}
 	gather, grads, stats := dist.BytesPerStep(m)
 	if want := int64(4 * 2 * 4 * 8 * 2); gather != want {
@@ -74,7 +76,7 @@ func TestBytesPerStep(t *testing.T) {
 // TestBroadcastFileSingleProcess: in a world of one the file is read, and a
 // missing file is rank 0's own error.
 func TestBroadcastFileSingleProcess(t *testing.T) {
-	comm, err := mpi.Init()
+	comm, err := mpi.Init(mpi.Launch{Size: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

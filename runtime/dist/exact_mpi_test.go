@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/dist"
@@ -68,7 +69,7 @@ func buildDisttest(t *testing.T) string {
 
 // TestExactAgainstShardedGraph: W ranks of n pairs under mpirun give the
 // loss, gradients and running statistics of one process of W·n pairs in W
-// BatchNorm shards. The small cases keep Conv nodes (gen.ConvsAsGemmEnv=0),
+// BatchNorm shards. The small cases keep Conv nodes (simclr.Options.ConvNodes),
 // where each view's result does not depend on its batch, and so check the
 // protocol on tiny, badly conditioned batches; the "gemm" cases use the
 // default graphs, whose patches+Gemm convolutions round by the batch's
@@ -88,13 +89,12 @@ func TestExactAgainstShardedGraph(t *testing.T) {
 		{2, 32, 28, "imagenet", true},
 	} {
 		t.Run(fmt.Sprintf("np%d-n%d-%s%d-gemm%v", c.np, c.pairs, c.stem, c.size, c.gemm), func(t *testing.T) {
-			if !c.gemm {
-				t.Setenv(gen.ConvsAsGemmEnv, "0")
-			}
+			opts := simclr.Options{ConvNodes: !c.gemm}
 			out := filepath.Join(t.TempDir(), "result.gob")
 			start := time.Now()
 			cmd := exec.Command("mpirun", "--oversubscribe", "-np", strconv.Itoa(c.np), bin,
-				"-stem", c.stem, "-size", strconv.Itoa(c.size), "-pairs", strconv.Itoa(c.pairs), "-out", out)
+				"-stem", c.stem, "-size", strconv.Itoa(c.size), "-pairs", strconv.Itoa(c.pairs), "-out", out,
+				"-conv-nodes="+strconv.FormatBool(opts.ConvNodes))
 			cmd.Env = append(os.Environ(), "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 			if b, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("mpirun: %v\n%s", err, b)
@@ -118,7 +118,7 @@ func TestExactAgainstShardedGraph(t *testing.T) {
 			t.Logf("heap allocations in one later step on rank 0: %d", got.MallocsPerStep)
 
 			cfg := graphs.Config{Arch: "resnet18", Stem: c.stem, ImageSize: c.size, Pairs: c.pairs * c.np, ProjectionDim: 16, Shards: c.np}
-			b, err := gen.Build(cfg)
+			b, err := gen.BuildWith(cfg, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

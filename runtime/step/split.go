@@ -95,9 +95,9 @@ func NewSplit(m *graphs.Distributed, forward, loss, backward []byte, rank int, o
 		}
 	}()
 
-	fwdIn := []ort.Binding{{Name: m.Views, Shape: viewsShape, Data: s.Views}}
+	fwdIn := []ort.Binding{{Name: m.Input, Shape: viewsShape, Data: s.Views}}
 	fwdOut := []ort.Binding{{Name: m.Projection, Shape: zShape, Data: s.Projection}}
-	bwdIn := []ort.Binding{{Name: m.Views, Shape: viewsShape, Data: s.Views}}
+	bwdIn := []ort.Binding{{Name: m.Input, Shape: viewsShape, Data: s.Views}}
 	var bwdOut []ort.Binding
 	for i, t := range m.Params {
 		fwdIn = append(fwdIn, ort.Binding{Name: t.Name, Shape: t.Shape, Data: s.Params[i]})

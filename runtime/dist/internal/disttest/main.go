@@ -14,6 +14,7 @@ import (
 	"runtime"
 
 	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/dist"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
@@ -42,15 +43,25 @@ func main() {
 	size := flag.Int("size", 8, "image size")
 	pairs := flag.Int("pairs", 2, "pairs per rank")
 	out := flag.String("out", "", "result file (rank 0)")
+	convNodes := flag.Bool("conv-nodes", false, "keep every convolution a Conv node (simclr.Options.ConvNodes)")
 	flag.Parse()
-	if err := run(*arch, *stem, *size, *pairs, *out); err != nil {
+	if err := run(*arch, *stem, *size, *pairs, *out, simclr.Options{ConvNodes: *convNodes}); err != nil {
 		fmt.Fprintln(os.Stderr, "disttest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(arch, stem string, size, pairs int, out string) error {
-	comm, err := mpi.Init()
+func run(arch, stem string, size, pairs int, out string, opts simclr.Options) error {
+	for k, v := range mpi.Tuning {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+	launch, err := mpi.DetectLaunch(os.Getenv)
+	if err != nil {
+		return err
+	}
+	comm, err := mpi.Init(launch)
 	if err != nil {
 		return err
 	}
@@ -59,7 +70,7 @@ func run(arch, stem string, size, pairs int, out string) error {
 	}
 	w, r := comm.Size(), comm.Rank()
 	cfg := graphs.Config{Arch: arch, Stem: stem, ImageSize: size, Pairs: pairs, ProjectionDim: 16}
-	b, err := gen.BuildDistributed(cfg, w)
+	b, err := gen.BuildDistributed(cfg, w, opts)
 	if err != nil {
 		comm.Abort(1, err.Error())
 	}
