@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
 
-	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"github.com/simclr-ort/simclr-ort/runtime/dist"
@@ -52,8 +49,8 @@ type singleEngine struct {
 	shards int
 }
 
-func newSingleEngine(cfg graphs.Config, opts ort.Options) (*singleEngine, error) {
-	m, trainGraph, err := graphsFor(cfg)
+func newSingleEngine(cfg graphs.Config, g GraphOptions, opts ort.Options) (*singleEngine, error) {
+	m, trainGraph, _, err := TrainGraph(cfg, g)
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +104,10 @@ type distEngine struct {
 	viewLen int
 }
 
-func newDistEngine(comm *mpi.Comm, cfg graphs.Config, size int, opts ort.Options) (*distEngine, error) {
-	b, err := gen.BuildDistributed(cfg, comm.Size())
+func newDistEngine(comm *mpi.Comm, cfg graphs.Config, g GraphOptions, opts ort.Options) (*distEngine, error) {
+	b, err := DistributedGraphs(cfg, comm.Size(), g)
 	if err != nil {
-		return nil, fmt.Errorf("train: generate distributed graphs: %w", err)
+		return nil, err
 	}
 	split, err := step.NewSplit(b.Manifest, b.Forward, b.Loss, b.Backward, comm.Rank(), opts)
 	if err != nil {
@@ -128,8 +125,8 @@ func newDistEngine(comm *mpi.Comm, cfg graphs.Config, size int, opts ort.Options
 		// The single-process equivalent: same parameters, Identity and
 		// configuration (W·n pairs in W shards), so either resumes the
 		// other's checkpoints.
-		m:       &graphs.Manifest{Config: d.Equivalent(), FeatureDim: d.FeatureDim, Params: d.Params, Buffers: d.Buffers, BNMomentum: d.BNMomentum, BNEpsilon: d.BNEpsilon},
-		viewLen: 3 * size * size,
+		m:       d.EquivalentManifest(),
+		viewLen: 3 * cfg.ImageSize * cfg.ImageSize,
 	}, nil
 }
 
@@ -182,25 +179,14 @@ func isCommError(err error) bool {
 	return errors.As(err, &te) || errors.As(err, &me) || errors.Is(err, mpi.ErrFinalized)
 }
 
-// perProcess is a thread or worker count for one of world processes: n
-// when set, else this machine's cores (as this process may use them)
-// shared among the ranks on it.
-func perProcess(n, world int) int {
+// perProcess is a thread or worker count for one of the local processes
+// on this machine: n when set, else this machine's cores (as this process
+// may use them) shared among them.
+func perProcess(n, local int) int {
 	if n > 0 {
 		return n
 	}
-	return max(1, runtime.NumCPU()/localRanks(world))
-}
-
-// localRanks is the number of ranks on this machine, as the launcher says
-// (Open MPI, MPICH/Hydra), else world.
-func localRanks(world int) int {
-	for _, v := range []string{"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"} {
-		if n, err := strconv.Atoi(os.Getenv(v)); err == nil && n > 0 {
-			return n
-		}
-	}
-	return world
+	return max(1, runtime.NumCPU()/max(local, 1))
 }
 
 // checkWorld returns an error when a checkpoint was trained with another

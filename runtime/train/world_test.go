@@ -1,6 +1,7 @@
 package train
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 
@@ -47,16 +48,16 @@ func TestCheckWorld(t *testing.T) {
 }
 
 func TestPerProcess(t *testing.T) {
-	t.Setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "")
-	t.Setenv("MPI_LOCALNRANKS", "")
 	if got := perProcess(3, 8); got != 3 {
 		t.Errorf("perProcess(3, 8) = %d, want the explicit 3", got)
 	}
 	if got := perProcess(0, 1<<20); got != 1 {
-		t.Errorf("perProcess(0, huge world) = %d, want at least 1", got)
+		t.Errorf("perProcess(0, huge local count) = %d, want at least 1", got)
 	}
-	t.Setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "1")
-	if got := perProcess(0, 1<<20); got < 1 {
-		t.Errorf("perProcess with one local rank = %d", got)
+	if got := perProcess(0, 1); got != runtime.NumCPU() {
+		t.Errorf("perProcess with one local rank = %d, want every core (%d)", got, runtime.NumCPU())
+	}
+	if got := perProcess(0, 0); got != runtime.NumCPU() {
+		t.Errorf("perProcess with an unknown local count = %d, want every core (%d)", got, runtime.NumCPU())
 	}
 }

@@ -1,0 +1,477 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/simclr-ort/simclr-ort/augment/data"
+	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
+	"github.com/simclr-ort/simclr-ort/runtime/metrics"
+	"github.com/simclr-ort/simclr-ort/runtime/optim"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
+)
+
+// Trainer is one training run, set up: the data and its loader, the
+// schedule, the ONNX Runtime step, the optimizer, the state (fresh or from
+// the checkpoint) and the metrics. Step advances it; Finish ends it with a
+// checkpoint. A Trainer is not safe for concurrent use.
+type Trainer struct {
+	o Options
+	// cfg is this process's configuration, global the whole step's: the
+	// same in one process, W ranks' together under mpirun.
+	cfg, global graphs.Config
+	world, rank int
+	// threads and workers are this process's shares.
+	threads, workers int
+
+	ds       data.Dataset
+	loader   *data.Loader
+	perEpoch int
+	total    int // steps of the whole run
+	end      int64
+	sched    optim.Schedule
+	eng      engine
+	opt      optim.Optimizer
+	rep      *metrics.Reporter
+	ckptPath string
+
+	res     Result
+	started bool
+	last    time.Time
+	// interrupted is set when ctx ended the run; stopAll when another rank
+	// asked every rank to stop.
+	interrupted, stopAll bool
+}
+
+// New sets a run up as o says: every step of it that can fail does so here,
+// before the first training step, with an error that names the flag or
+// file to change.
+func New(ctx context.Context, o Options) (*Trainer, error) {
+	t := &Trainer{o: o}
+	for _, setup := range []func(context.Context) error{
+		t.resolveConfig,
+		t.openData,
+		t.newLoader,
+		t.newSchedule,
+		t.newEngine,
+		t.newOptimizer,
+		t.restoreOrInitialize,
+		t.newReporter,
+		t.startLoader,
+	} {
+		if err := setup(ctx); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// resolveConfig settles this process's and the step's configuration, the
+// world and the output.
+func (t *Trainer) resolveConfig(context.Context) error {
+	o := &t.o
+	t.cfg = o.Config.For(o.Provider)
+	if err := t.cfg.Validate(); err != nil {
+		return err
+	}
+	t.world, t.rank = 1, 0
+	if o.Comm != nil {
+		t.world, t.rank = o.Comm.Size(), o.Comm.Rank()
+	}
+	if t.world > 1 && t.cfg.ShardCount() > 1 {
+		return fmt.Errorf("train: --shards %d emulates data-parallel ranks in one process; under mpirun each of the %d processes is one shard already, drop --shards", t.cfg.Shards, t.world)
+	}
+	if o.OutDir == "" {
+		return errors.New("train: no run directory; pass --out RUNDIR")
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if t.rank != 0 {
+		o.Out = io.Discard
+	}
+	t.global = t.cfg
+	if t.world > 1 {
+		t.global.Pairs, t.global.Shards = t.cfg.Pairs*t.world, t.world
+	}
+	t.threads, t.workers = o.Threads, o.Workers
+	if t.world > 1 {
+		local := t.world
+		if o.Comm != nil && o.Comm.LocalSize() > 0 {
+			local = o.Comm.LocalSize()
+		}
+		t.threads, t.workers = perProcess(t.threads, local), perProcess(t.workers, local)
+	}
+	t.ckptPath = filepath.Join(o.OutDir, CheckpointFile)
+	return nil
+}
+
+// openData opens the training split and checks it can fill a batch.
+func (t *Trainer) openData(context.Context) error {
+	o := &t.o
+	ds, err := data.Open(o.Data, data.Train)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if ds.Len() == 0 {
+		return fmt.Errorf("train: dataset %s is empty; point --data at a folder of class folders with images, or an idx/CIFAR directory", o.Data)
+	}
+	if _, folder := ds.(*data.Folder); folder {
+		decoder, err := data.JPEGDecoder()
+		if err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		fmt.Fprintf(o.Out, "JPEG files are decoded by %s\n", decoder)
+	}
+	if ds.Len() < t.global.Pairs {
+		if t.world > 1 {
+			return fmt.Errorf("train: the global batch of %d processes x %d images = %d is larger than the dataset %s (%d images); lower --batch-size or launch at most %d processes",
+				t.world, t.cfg.Pairs, t.global.Pairs, o.Data, ds.Len(), ds.Len()/t.cfg.Pairs)
+		}
+		return fmt.Errorf("train: batch of %d images is larger than the dataset %s (%d images); lower --batch-size", t.cfg.Pairs, o.Data, ds.Len())
+	}
+	t.ds = ds
+	return nil
+}
+
+// newLoader makes this process's loader: each rank loads only its block of
+// every global batch, and the views of an image come from its global
+// position, exactly as in one process (see the package documentation).
+func (t *Trainer) newLoader(context.Context) error {
+	aug := t.o.Augment
+	aug.Size = t.cfg.ImageSize
+	loader, err := data.NewLoader(t.ds, data.LoaderConfig{BatchSize: t.global.Pairs, Shards: t.world, Shard: t.rank,
+		Workers: t.workers, Seed: t.o.Seed, Augment: aug})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	t.loader = loader
+	t.perEpoch = loader.StepsPerEpoch()
+	t.total = t.o.Steps
+	if t.total <= 0 {
+		epochs := t.o.Epochs
+		if epochs <= 0 {
+			epochs = 100
+		}
+		t.total = epochs * t.perEpoch
+	}
+	return nil
+}
+
+// newSchedule is the learning rate over the whole run, for the global batch.
+func (t *Trainer) newSchedule(context.Context) error {
+	warmup := int(math.Round(t.o.WarmupEpochs * float64(t.perEpoch)))
+	sched, err := NewSchedule(t.o.Optimizer, t.o.BaseLR, t.o.LRScaling, t.global.Pairs, warmup, t.total)
+	if err != nil {
+		return err
+	}
+	t.sched = sched
+	return nil
+}
+
+// newEngine starts ONNX Runtime and binds this process's step.
+func (t *Trainer) newEngine(context.Context) error {
+	o := &t.o
+	if err := ort.InitWith(ort.InitOptions{Library: o.ORTLib, Provider: o.Provider, LogLevel: o.ORTLogLevel}); err != nil {
+		return err
+	}
+	ortOpts := ort.Options{IntraOpThreads: t.threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA}
+	var err error
+	if t.world > 1 {
+		t.eng, err = newDistEngine(o.Comm, t.cfg, o.Graph, ortOpts)
+	} else {
+		t.eng, err = newSingleEngine(t.cfg, o.Graph, ortOpts)
+	}
+	if err != nil {
+		return err
+	}
+	if t.world > 1 {
+		fmt.Fprintf(o.Out, "%d processes x %d pairs = global batch %d (%s), %d ONNX Runtime threads and %d data workers per process; learning rate for batch %d\n",
+			t.world, t.cfg.Pairs, t.global.Pairs, strings.SplitN(o.Comm.Library(), ",", 2)[0], max(t.threads, 1), t.workers, t.global.Pairs)
+	}
+	return nil
+}
+
+func (t *Trainer) newOptimizer(context.Context) error {
+	opt, err := NewOptimizer(t.o.Optimizer, t.eng.manifest(), t.o.WeightDecay)
+	if err != nil {
+		return err
+	}
+	t.opt = opt
+	return nil
+}
+
+// restoreOrInitialize loads the checkpoint of a resumed run, after checking
+// that it continues exactly this run, or draws the initial weights.
+func (t *Trainer) restoreOrInitialize(context.Context) error {
+	o := &t.o
+	if t.rank == 0 {
+		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+			return fmt.Errorf("train: create run directory: %w", err)
+		}
+	}
+	m := t.eng.manifest()
+	if !o.Resume {
+		if _, err := os.Stat(t.ckptPath); err == nil && t.rank == 0 {
+			return fmt.Errorf("train: %s already holds a checkpoint; continue it with --resume, or choose a new --out", o.OutDir)
+		}
+		if err := t.eng.initialize(InitialRand(o.Seed)); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		return t.setEnd()
+	}
+	ck, err := t.eng.loadCheckpoint(t.ckptPath)
+	if err != nil {
+		return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+	}
+	if err := checkWorld(ck, t.global, t.world); err != nil {
+		return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+	}
+	if err := checkpoint.Compatible(ck, m.Identity(), t.global); err != nil {
+		return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+	}
+	if err := ck.CheckSchedule(t.sched); err != nil {
+		return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+	}
+	if ck.Seed != o.Seed {
+		return fmt.Errorf("train: resume %s: the run used --seed %d, not %d; resume with the same seed", o.OutDir, ck.Seed, o.Seed)
+	}
+	if err := ck.Restore(m, t.eng.params(), t.eng.buffers()); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := t.opt.SetState(ck.Optimizer); err != nil {
+		return fmt.Errorf("train: resume %s: the checkpoint's optimizer state: %w; resume with --optimizer %s", o.OutDir, err, ck.Optimizer.Kind)
+	}
+	t.res.FirstStep = ck.Step
+	t.res.Checkpoint = t.ckptPath
+	return t.setEnd()
+}
+
+// setEnd fixes the step this invocation ends at.
+func (t *Trainer) setEnd() error {
+	t.res.Steps = t.res.FirstStep
+	t.end = int64(t.total)
+	if t.o.StopAfter > 0 {
+		t.end = min(t.end, t.res.FirstStep+int64(t.o.StopAfter))
+	}
+	return nil
+}
+
+// newReporter starts the metrics of rank 0 (log, progress bar,
+// metrics.jsonl, Prometheus).
+func (t *Trainer) newReporter(context.Context) error {
+	if t.rank != 0 || t.Done() {
+		return nil
+	}
+	rep, err := metrics.New(metrics.Options{
+		Run:         metrics.RunInfo{Arch: t.cfg.Arch, Stem: t.cfg.Stem, ImageSize: t.cfg.ImageSize, BatchSize: t.global.Pairs, EP: providerName(t.o.Provider)},
+		RunDir:      t.o.OutDir,
+		MetricsAddr: t.o.MetricsAddr,
+		Out:         t.o.Out,
+		LogEvery:    t.o.LogEvery, StepsPerEpoch: t.perEpoch, Epochs: (t.total + t.perEpoch - 1) / t.perEpoch,
+		TotalSteps: int64(t.total),
+	})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	t.rep = rep
+	if addr := rep.MetricsURL(); addr != "" {
+		fmt.Fprintf(t.o.Out, "Prometheus metrics at %s\n", addr)
+	}
+	return nil
+}
+
+// startLoader starts decoding from the run's next step.
+func (t *Trainer) startLoader(ctx context.Context) error {
+	if t.world > 1 {
+		// An interruption ends the run at a step all ranks agree on (the
+		// stop flag of dist.Step.Run), so the loader must keep feeding
+		// this rank until then.
+		ctx = context.WithoutCancel(ctx)
+	}
+	t.loader.Start(ctx, t.res.Steps)
+	return nil
+}
+
+// Done reports whether the invocation has nothing left to do: its last
+// step is done, or it was interrupted.
+func (t *Trainer) Done() bool {
+	return t.res.Steps >= t.end || t.interrupted || t.stopAll
+}
+
+// Step runs one training step: the next batch, the graph, the optimizer,
+// the metrics, and a checkpoint when one is due. On a single process, a
+// cancelled ctx ends the run before the step (Done then reports true and
+// Finish saves); under MPI every rank stops after the same step.
+func (t *Trainer) Step(ctx context.Context) error {
+	if t.Done() {
+		return nil
+	}
+	if !t.started {
+		t.started = true
+		t.last = time.Now()
+		t.res.started = t.last
+	}
+	if ctx.Err() != nil && t.world == 1 {
+		t.interrupted = true
+		return nil
+	}
+	batch, err := t.loader.Next()
+	if err != nil {
+		if ctx.Err() != nil && t.world == 1 {
+			t.interrupted = true
+			return nil
+		}
+		return fmt.Errorf("train: step %d: %w", t.res.Steps, err)
+	}
+	t.eng.load(batch.Data)
+	wait := batch.Wait
+	batch.Release()
+	loss, stopAll, err := t.eng.run(ctx.Err() != nil)
+	if err != nil && isCommError(err) {
+		if t.res.Checkpoint == "" {
+			return fmt.Errorf("train: step %d: %w; no checkpoint was written yet", t.res.Steps, err)
+		}
+		return fmt.Errorf("train: step %d: %w; the last checkpoint, %s, is intact: continue with --resume", t.res.Steps, err, t.res.Checkpoint)
+	}
+	if err != nil {
+		return fmt.Errorf("train: step %d diverged (%v); nothing was saved after the last checkpoint (%s); lower the learning rate or check the data", t.res.Steps, err, lastCheckpoint(&t.res))
+	}
+	lr := t.sched.LR(int(t.res.Steps))
+	t.opt.Step(lr, t.eng.params(), t.eng.grads())
+	t.eng.commit()
+	now := time.Now()
+	elapsed := now.Sub(t.last).Seconds()
+	t.last = now
+	t.res.Losses = append(t.res.Losses, float64(loss))
+	if t.rep != nil {
+		if err := t.rep.Report(metrics.Step{Step: t.res.Steps, Epoch: int(t.res.Steps) / t.perEpoch, Loss: float64(loss), LR: lr,
+			StepSeconds: elapsed, DataWaitSeconds: wait.Seconds(), ImagesPerSecond: float64(t.global.Pairs) / elapsed,
+			SkippedImages: t.loader.Stats().Skipped}); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
+	t.res.Steps++
+	if stopAll {
+		t.stopAll = true
+		t.interrupted = ctx.Err() != nil
+		return nil
+	}
+	if t.checkpointDue() {
+		return t.Checkpoint()
+	}
+	return nil
+}
+
+// checkpointDue says whether the step just done ends a checkpoint period
+// (--checkpoint-every epochs) before the run's last step, which Finish
+// saves anyway.
+func (t *Trainer) checkpointDue() bool {
+	every := t.o.CheckpointEvery
+	return every > 0 && t.res.Steps%int64(t.perEpoch*every) == 0 && t.res.Steps < int64(t.total)
+}
+
+// Checkpoint writes the run's state after the steps done so far (rank 0;
+// the other ranks have nothing to write).
+func (t *Trainer) Checkpoint() error {
+	if t.rank != 0 {
+		return nil
+	}
+	ck, err := checkpoint.New(t.eng.manifest(), t.eng.params(), t.eng.buffers(), t.opt.State())
+	if err != nil {
+		return err
+	}
+	done := t.res.Steps
+	ck.Step = done
+	ck.Epoch, ck.StepInEpoch = int(done)/t.perEpoch, int(done)%t.perEpoch
+	ck.Seed = t.o.Seed
+	ck.Schedule = t.sched
+	ck.Meta = map[string]string{"version": t.o.Version, "data": t.o.Data, "optimizer": t.opt.State().Kind,
+		"world": strconv.Itoa(t.world), "pairs_per_process": strconv.Itoa(t.cfg.Pairs)}
+	if err := checkpoint.Save(t.ckptPath, ck); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	t.res.Checkpoint = t.ckptPath
+	return nil
+}
+
+// Finish ends the invocation: a checkpoint of the steps done, the summary,
+// and ctx's error when it interrupted the run.
+func (t *Trainer) Finish(ctx context.Context) (*Result, error) {
+	res := t.Result()
+	if t.res.Steps == t.res.FirstStep && t.res.Steps >= int64(t.total) {
+		return res, nil // a finished run resumed: nothing to do
+	}
+	if err := t.Checkpoint(); err != nil {
+		return res, err
+	}
+	res = t.Result()
+	if sum := t.eng.summary(); sum != "" && len(res.Losses) > 0 {
+		fmt.Fprintln(t.o.Out, sum)
+	}
+	if res.Skipped > 0 {
+		fmt.Fprintf(t.o.Out, "%d unreadable images were skipped (replaced by others); last error: %v\n", res.Skipped, t.loader.Stats().LastError)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if t.stopAll {
+		return res, fmt.Errorf("train: another rank was interrupted; rank 0 saved the checkpoint: %w", context.Canceled)
+	}
+	return res, nil
+}
+
+// Result is the run so far.
+func (t *Trainer) Result() *Result {
+	r := t.res
+	r.Losses = append([]float64(nil), t.res.Losses...)
+	if t.started {
+		r.Wall = t.last.Sub(t.res.started)
+	}
+	if t.loader != nil {
+		r.Skipped = t.loader.Stats().Skipped
+	}
+	return &r
+}
+
+// Close releases the loader, the metrics and ONNX Runtime's session.
+func (t *Trainer) Close() error {
+	var errs []error
+	if t.loader != nil {
+		t.loader.Close()
+		t.loader = nil
+	}
+	if t.rep != nil {
+		errs = append(errs, t.rep.Close())
+		t.rep = nil
+	}
+	if t.eng != nil {
+		errs = append(errs, t.eng.close())
+		t.eng = nil
+	}
+	return errors.Join(errs...)
+}
+
+func lastCheckpoint(r *Result) string {
+	if r.Checkpoint == "" {
+		return "none yet"
+	}
+	return r.Checkpoint
+}
+
+func providerName(p string) string {
+	if p == "" {
+		return "cpu"
+	}
+	return p
+}
