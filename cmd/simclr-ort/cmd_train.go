@@ -19,6 +19,7 @@ type trainOptions struct {
 	resume       string
 	cropScaleMin float64
 	mpiTimeout   time.Duration
+	convAsGemm   bool
 }
 
 func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -49,12 +50,11 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	addCUDAFlags(fs, &o.CUDA)
 	fs.IntVar(&o.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.StringVar(&o.ORTLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
+	addORTLogFlag(fs, &o.ORTLogLevel)
+	addConvAsGemmFlag(fs, &o.convAsGemm)
 	fs.IntVar(&o.LogEvery, "log-every", 50, "log a line every this many steps")
 	fs.DurationVar(&o.mpiTimeout, "mpi-timeout", 45*time.Second, "under mpirun: how long a process waits for the others in a collective before the job ends with an error naming the silent rank (a hung or stopped rank); more than the slowest rank lags behind, e.g. while rank 0 writes a checkpoint")
-	return func(ctx context.Context) error {
-		providerDefaults(fs, &o.Config, o.Provider)
-		return runTrain(ctx, o)
-	}
+	return func(ctx context.Context) error { return runTrain(ctx, o) }
 }
 
 func runTrain(ctx context.Context, o trainOptions) error {
@@ -70,9 +70,7 @@ func runTrain(ctx context.Context, o trainOptions) error {
 	if o.OutDir == "" {
 		return usageError{fmt.Errorf("train: --out RUNDIR is required")}
 	}
-	if err := o.Config.Defaults().Validate(); err != nil {
-		return usageError{err}
-	}
+	o.Graph.ConvNodes = !o.convAsGemm
 	o.Augment.ScaleMin, o.Augment.ScaleMax = o.cropScaleMin, 1
 	if o.Augment.JitterStrength == 0 {
 		o.Augment.JitterStrength = -1 // --jitter-strength 0 turns jitter off

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/spf13/pflag"
 )
 
@@ -14,23 +17,18 @@ func addConfigFlags(fs *pflag.FlagSet, c *graphs.Config) {
 	fs.IntVar(&c.ProjectionDim, "projection-dim", 64, "size of the projection z")
 	fs.Float64Var(&c.Temperature, "temperature", 0.5, "NT-Xent temperature")
 	fs.IntVar(&c.BNGroups, "bn-groups", 1, "BatchNorm groups over the 2N views: 1 (all views together) or 2 (each view apart, as the PyTorch reference)")
-	fs.StringVar(&c.BNLowering, "bn-lowering", "onnx", "training BatchNorm as onnx (BatchNormalization) or primitive ops (for providers that refuse training mode; default with --ep cuda)")
-	fs.StringVar(&c.ConvGrad, "conv-grad", "cpu", "convolution gradients formulated for the cpu or the gpu (ConvTranspose, patches and Gemm, no Slice; default with --ep cuda)")
+	fs.StringVar(&c.BNLowering, "bn-lowering", "", "training BatchNorm as onnx (BatchNormalization) or primitive ops, for providers that refuse training mode (default: onnx, primitive with --ep cuda)")
+	fs.StringVar(&c.ConvGrad, "conv-grad", "", "convolution gradients formulated for the cpu or the gpu: ConvTranspose, patches and Gemm, no Slice (default: cpu, gpu with --ep cuda)")
 }
 
-// providerDefaults picks the graph variant a provider runs where the user
-// did not: the CUDA provider refuses training-mode BatchNormalization at
-// opset 14 and more (ONNX Runtime 1.29: "Training mode does not support BN
-// opset 14 (or higher) yet"), and its Slice fails on the kernel flip of the
-// CPU formulation of convolution gradients.
-func providerDefaults(fs *pflag.FlagSet, c *graphs.Config, provider string) {
-	if provider != "cuda" {
-		return
-	}
-	if !fs.Changed("bn-lowering") {
-		c.BNLowering = "primitive"
-	}
-	if !fs.Changed("conv-grad") {
-		c.ConvGrad = "gpu"
-	}
+// addConvAsGemmFlag registers --conv-as-gemm, whose value is true unless
+// the user turns the rewrite off.
+func addConvAsGemmFlag(fs *pflag.FlagSet, on *bool) {
+	fs.BoolVar(on, "conv-as-gemm", true, "on the CPU, compute convolutions with small output maps as patches and one Gemm (faster); "+
+		"--conv-as-gemm=false keeps Conv nodes, whose results per view do not depend on the batch, so data-parallel ranks match one process bit for bit")
+}
+
+// addORTLogFlag registers --ort-log-level.
+func addORTLogFlag(fs *pflag.FlagSet, level *string) {
+	fs.StringVar(level, "ort-log-level", "error", "ONNX Runtime's log level: "+strings.Join(ort.LogLevels, ", ")+" (warning says, e.g., which nodes an execution provider left to the CPU)")
 }

@@ -15,12 +15,13 @@ func addCUDAFlags(fs *pflag.FlagSet, c *ort.CUDAOptions) {
 	fs.Var((*mebibytes)(&c.MemLimit), "gpu-mem-limit", "cap of the CUDA memory arena in MiB (0: none)")
 	fs.StringVar(&c.ArenaExtend, "gpu-arena-extend", "next-power-of-two", "how the CUDA memory arena grows: next-power-of-two or same-as-requested")
 	fs.StringVar(&c.ProviderLibrary, "cuda-provider-lib", "", "libonnxruntime_providers_cuda.so (default: beside the ONNX Runtime library)")
+	fs.StringToStringVar(&c.Extra, "cuda-provider-option", nil, "a further CUDA provider option as ONNX Runtime names it, key=value (repeatable); merged over the ones the other flags set")
 }
 
 // runtimeFlags are the ONNX Runtime flags of the commands that run an
 // exported encoder (embed, eval).
 type runtimeFlags struct {
-	lib, ep         string
+	lib, ep, logLvl string
 	device, threads int
 	cuda            ort.CUDAOptions
 }
@@ -33,10 +34,13 @@ func addRuntimeFlags(fs *pflag.FlagSet, r *runtimeFlags) {
 	fs.IntVar(&r.device, "device-id", 0, "GPU for --ep cuda")
 	addCUDAFlags(fs, &r.cuda)
 	fs.StringVar(&r.lib, "ort-lib", "", "ONNX Runtime shared library")
+	addORTLogFlag(fs, &r.logLvl)
 }
 
 // init loads ONNX Runtime for the chosen provider.
-func (r runtimeFlags) init() error { return ort.InitFor(r.lib, r.ep) }
+func (r runtimeFlags) init() error {
+	return ort.InitWith(ort.InitOptions{Library: r.lib, Provider: r.ep, LogLevel: r.logLvl})
+}
 
 // options are the session options the flags ask for.
 func (r runtimeFlags) options() ort.Options {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/simclr-ort/simclr-ort/runtime/train"
 )
 
 // TestCUDAStepAgreesWithCPU runs the same training step (same seed, hence
@@ -45,7 +47,7 @@ func TestCUDAStepAgreesWithCPU(t *testing.T) {
 			}
 			t.Fatalf("step --ep %s: %v\n%s", ep, err, stderr)
 		}
-		var rep stepReport
+		var rep train.BenchReport
 		if err := json.Unmarshal(out, &rep); err != nil || len(rep.Losses) != 1 {
 			t.Fatalf("step --ep %s printed %q: %v", ep, out, err)
 		}

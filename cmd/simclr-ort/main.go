@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/spf13/pflag"
 )
 
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "simclr-ort:", err)
 		var ue usageError
 		switch {
-		case errors.As(err, &ue):
+		case errors.As(err, &ue), errors.Is(err, graphs.ErrInvalid):
 			return 2
 		case errors.Is(err, context.Canceled):
 			return 130

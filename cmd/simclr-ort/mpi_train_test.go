@@ -28,7 +28,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 )
@@ -111,16 +110,15 @@ func losses(t *testing.T, dir string) map[int64]float64 {
 // refused, naming the launch that fits, with another world size.
 func TestMPITrainTracksShardedProcess(t *testing.T) {
 	needMPI(t)
-	// Convolutions as Conv nodes in both runs (see gen.ConvsAsGemmEnv):
+	// Convolutions as Conv nodes in both runs (--conv-as-gemm=false):
 	// per-step equality needs each view's result independent of the batch.
-	t.Setenv(gen.ConvsAsGemmEnv, "0")
 	data := smallFolder(t)
 	two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
-	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4"))
+	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4", "--conv-as-gemm=false"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mpirun -np 2 train: %v\n%s", err, b)
 	}
-	if code := run(context.Background(), trainArgs(data, one, "--batch-size", "8", "--shards", "2", "--steps", "6")); code != 0 {
+	if code := run(context.Background(), trainArgs(data, one, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false")); code != 0 {
 		t.Fatalf("train --shards 2 exited %d", code)
 	}
 
@@ -132,7 +130,7 @@ func TestMPITrainTracksShardedProcess(t *testing.T) {
 		t.Errorf("resume with 3 ranks: %v, want an error naming mpirun -np 2 ... --batch-size 4:\n%s", err, b)
 	}
 	// The one-process equivalent continues the two-rank run.
-	if code := run(context.Background(), trainArgs(data, "", "--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6")); code != 0 {
+	if code := run(context.Background(), trainArgs(data, "", "--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false")); code != 0 {
 		t.Fatalf("resume of the two-rank run with --batch-size 8 --shards 2 exited %d", code)
 	}
 
