@@ -3,10 +3,11 @@ package metrics
 import (
 	"io"
 	"math"
-	"os"
 	"strconv"
-	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // ProgressInterval is the shortest time between two redraws of a progress
@@ -28,13 +29,17 @@ const smoothing = 0.1
 // Throughput and ETA come from exponential moving averages of the step time
 // and of the images per step, so they do not jitter from step to step. When
 // the run's total number of steps is unknown (0), the bar, percentage and
-// ETA are left out. Progress is meant for terminals only; see [IsTerminal].
-// It does not allocate and is not safe for concurrent use.
+// ETA are left out. On a terminal narrower than the line, the bar's cells
+// go first, then the line is cut to the width, so that it never wraps (a
+// wrapped line is not redrawn in place). Progress is meant for terminals
+// only; see [IsTerminal]. It does not allocate, on a terminal either
+// (BenchmarkProgressRedraw), and is not safe for concurrent use.
 type Progress struct {
 	w      io.Writer
 	total  int64
 	digits int // of total
 	now    func() time.Time
+	width  func() int // the terminal's columns, 0 if unknown
 
 	last    time.Time // time of the last redraw
 	drawn   bool      // the bar is on the screen
@@ -55,7 +60,7 @@ func NewProgress(w io.Writer, total int64, now func() time.Time) *Progress {
 		now = time.Now
 	}
 	total = max(total, 0)
-	return &Progress{w: w, total: total, digits: len(strconv.FormatInt(total, 10)), now: now, buf: make([]byte, 0, 160)}
+	return &Progress{w: w, total: total, digits: len(strconv.FormatInt(total, 10)), now: now, width: terminalWidth(w), buf: make([]byte, 0, 160)}
 }
 
 // Update records s and redraws the bar if ProgressInterval has passed since
@@ -116,8 +121,22 @@ func (w progressWriter) Write(b []byte) (int, error) {
 	return w.p.w.Write(b)
 }
 
-// draw redraws the bar for p.cur.
+// draw redraws the bar for p.cur, fitted to the terminal's width.
 func (p *Progress) draw(now time.Time) {
+	b := p.line(true)
+	if cols := p.width(); cols > 0 && len(b)-1 > cols-1 { // "\r" takes no column; keep the last one free
+		b = p.line(false)
+		b = b[:min(len(b), cols)] // "\r" and cols-1 columns
+	}
+	b = append(b, "\x1b[K"...) // erase what a longer previous line left
+	p.buf = b
+	p.w.Write(b) // the error is ignored: terminal output must not stop training
+	p.last, p.drawn, p.stale, p.pending = now, true, false, false
+}
+
+// line renders the bar for p.cur into p.buf, with or without the bar's
+// cells, starting with "\r".
+func (p *Progress) line(cells bool) []byte {
 	s := &p.cur
 	done := s.Step + 1
 	b := append(p.buf[:0], "\r"...)
@@ -126,19 +145,22 @@ func (p *Progress) draw(now time.Time) {
 		b = appendPadded(b, done, p.digits)
 		b = append(b, '/')
 		b = strconv.AppendInt(b, p.total, 10)
-		b = append(b, " ["...)
-		fill := int(done * progressWidth / p.total)
-		for i := range progressWidth {
-			switch {
-			case i < fill:
-				b = append(b, '=')
-			case i == fill && fill < progressWidth:
-				b = append(b, '>')
-			default:
-				b = append(b, ' ')
+		b = append(b, ' ')
+		if cells {
+			b = append(b, '[')
+			fill := int(done * progressWidth / p.total)
+			for i := range progressWidth {
+				switch {
+				case i < fill:
+					b = append(b, '=')
+				case i == fill && fill < progressWidth:
+					b = append(b, '>')
+				default:
+					b = append(b, ' ')
+				}
 			}
+			b = append(b, "] "...)
 		}
-		b = append(b, "] "...)
 		b = appendPadded(b, done*100/p.total, 3)
 		b = append(b, '%')
 	} else {
@@ -158,10 +180,7 @@ func (p *Progress) draw(now time.Time) {
 		b = append(b, "  ETA "...)
 		b = appendClock(b, float64(p.total-done)*p.emaSec)
 	}
-	b = append(b, "\x1b[K"...) // erase what a longer previous line left
-	p.buf = b
-	p.w.Write(b) // the error is ignored: terminal output must not stop training
-	p.last, p.drawn, p.stale, p.pending = now, true, false, false
+	return b
 }
 
 // appendPadded appends n right-aligned in width columns.
@@ -202,23 +221,50 @@ var (
 	clearLine = []byte("\r\x1b[K") // to the start of the line, erase it
 )
 
-var (
-	devNullOnce sync.Once
-	devNull     os.FileInfo
-)
-
-// IsTerminal reports whether w is a terminal: an *os.File (or another
-// writer with a Stat method) that is a character device other than
-// os.DevNull. It is the default terminal test of a Reporter.
+// IsTerminal reports whether w is a terminal: a writer with a file
+// descriptor (an *os.File) on which golang.org/x/term finds a terminal
+// (the TCGETS ioctl succeeds; /dev/null and other character devices are
+// not terminals). The descriptor is read through SyscallConn, without
+// os.File.Fd's side effect of switching the file to blocking mode. It is
+// the default terminal test of a Reporter.
 func IsTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Stat() (os.FileInfo, error) })
+	sc, ok := w.(syscall.Conn)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	rc, err := sc.SyscallConn()
+	if err != nil {
 		return false
 	}
-	devNullOnce.Do(func() { devNull, _ = os.Stat(os.DevNull) })
-	return devNull == nil || !os.SameFile(fi, devNull)
+	is := false
+	rc.Control(func(fd uintptr) { is = term.IsTerminal(int(fd)) })
+	return is
+}
+
+// terminalWidth returns a function giving w's current number of columns
+// (golang.org/x/term's GetSize, asked at each call, so that a resized
+// window is followed), or 0 when w is not a terminal.
+func terminalWidth(w io.Writer) func() int {
+	none := func() int { return 0 }
+	sc, ok := w.(syscall.Conn)
+	if !ok || !IsTerminal(w) {
+		return none
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return none
+	}
+	// One closure for the life of the bar: a redraw's query then allocates
+	// only x/term's Winsize.
+	cols := 0
+	query := func(fd uintptr) {
+		if c, _, err := term.GetSize(int(fd)); err == nil {
+			cols = c
+		}
+	}
+	return func() int {
+		cols = 0
+		rc.Control(query)
+		return cols
+	}
 }

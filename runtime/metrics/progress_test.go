@@ -2,11 +2,16 @@ package metrics
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeClock is a clock a test moves by hand.
@@ -178,6 +183,17 @@ func TestIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devNull.Close()
+	devZero, err := os.OpenFile("/dev/zero", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devZero.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
 	tests := []struct {
 		name string
 		w    any
@@ -185,20 +201,125 @@ func TestIsTerminal(t *testing.T) {
 		{"buffer", &bytes.Buffer{}},
 		{"regular file", file},
 		{"null device", devNull},
+		{"another character device", devZero}, // taken for a terminal before golang.org/x/term
+		{"pipe", w},
 	}
 	for _, tt := range tests {
 		if IsTerminal(tt.w.(interface{ Write([]byte) (int, error) })) {
 			t.Errorf("%s is taken for a terminal", tt.name)
 		}
 	}
-	t.Run("tty", func(t *testing.T) {
-		tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
-		if err != nil {
-			t.Skipf("no controlling terminal to test with: %v", err)
-		}
-		defer tty.Close()
+	t.Run("pseudo-terminal", func(t *testing.T) {
+		_, tty := openPTY(t, 80)
 		if !IsTerminal(tty) {
-			t.Errorf("/dev/tty is not taken for a terminal")
+			t.Errorf("%s is not taken for a terminal", tty.Name())
 		}
 	})
+}
+
+// openPTY opens a pseudo-terminal of cols columns: its controlling side,
+// whose output is what a terminal emulator would show, and the terminal
+// itself, as a program's stdout.
+func openPTY(t testing.TB, cols uint16) (ctl, tty *os.File) {
+	t.Helper()
+	ctl, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fd := int(ctl.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pseudo-terminal: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pseudo-terminal number: %v", err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: cols}); err != nil {
+		t.Fatalf("set the window size: %v", err)
+	}
+	return ctl, tty
+}
+
+// TestProgressFitsTheTerminal draws on terminals of several widths: the
+// line must never reach the last column (a line that wraps is not redrawn
+// in place by "\r": each redraw would leave a line behind).
+func TestProgressFitsTheTerminal(t *testing.T) {
+	step := Step{Step: 11, Loss: 5.43214, StepSeconds: 0.5, ImagesPerSecond: 256}
+	tests := []struct {
+		cols int
+		want string
+	}{
+		{0, " 12/100 [==>                     ]  12%  loss 5.4321  256.0 img/s  ETA 0:44"},
+		{120, " 12/100 [==>                     ]  12%  loss 5.4321  256.0 img/s  ETA 0:44"},
+		{76, " 12/100 [==>                     ]  12%  loss 5.4321  256.0 img/s  ETA 0:44"}, // 75 columns
+		{75, " 12/100  12%  loss 5.4321  256.0 img/s  ETA 0:44"},
+		{49, " 12/100  12%  loss 5.4321  256.0 img/s  ETA 0:44"}, // 48 columns
+		{48, " 12/100  12%  loss 5.4321  256.0 img/s  ETA 0:4"},
+		{30, " 12/100  12%  loss 5.4321  25"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.cols), func(t *testing.T) {
+			var b bytes.Buffer
+			p := NewProgress(&b, 100, (&fakeClock{}).now)
+			p.width = func() int { return tt.cols }
+			p.Update(step)
+			if got := renderTerminal(t, b.String()); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("screen %q, want %q", got, tt.want)
+			}
+		})
+	}
+	t.Run("pseudo-terminal", func(t *testing.T) {
+		ctl, tty := openPTY(t, 40)
+		screen := make(chan string)
+		go func() {
+			b, _ := io.ReadAll(ctl) // until tty is closed
+			screen <- string(b)
+		}()
+		clock := &fakeClock{}
+		p := NewProgress(tty, 1000, clock.now)
+		if cols := p.width(); cols != 40 {
+			t.Errorf("width %d, want the terminal's 40", cols)
+		}
+		for i := range int64(20) {
+			clock.advance(time.Second)
+			p.Update(Step{Step: i, Loss: 5.43214, StepSeconds: 0.5, ImagesPerSecond: 256})
+			p.Writer().Write([]byte("a log line\n"))
+		}
+		p.Finish()
+		tty.Close()
+		lines := renderTerminal(t, <-screen)
+		if len(lines) != 21 || lines[20] != "  20/1000   2%  loss 5.4321  256.0 img/" {
+			t.Errorf("screen %q, want 20 log lines and the last bar cut to 39 columns", lines)
+		}
+	})
+}
+
+// BenchmarkProgressRedraw is the cost of one redraw (the worst case: a
+// redraw every step) into a buffer and onto a pseudo-terminal, where the
+// width is asked for each time.
+func BenchmarkProgressRedraw(b *testing.B) {
+	b.Run("discard", func(b *testing.B) { benchmarkRedraw(b, discardNoAlloc{}) })
+	b.Run("pseudo-terminal", func(b *testing.B) {
+		ctl, tty := openPTY(b, 100)
+		go io.Copy(io.Discard, ctl)
+		benchmarkRedraw(b, tty)
+	})
+}
+
+func benchmarkRedraw(b *testing.B, w io.Writer) {
+	clock := &fakeClock{}
+	p := NewProgress(w, 1<<40, clock.now)
+	s := Step{Loss: 5, StepSeconds: 0.2, ImagesPerSecond: 640}
+	b.ReportAllocs()
+	for b.Loop() {
+		clock.advance(time.Second)
+		s.Step++
+		p.Update(s)
+	}
 }
