@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/gen/simclr"
@@ -19,6 +20,7 @@ import (
 type exportOptions struct {
 	checkpoint    string
 	out           string
+	format        string
 	withProjector bool
 	randomInit    bool
 	seed          uint64
@@ -28,15 +30,24 @@ type exportOptions struct {
 func exportFlags(fs *pflag.FlagSet) func(context.Context) error {
 	var o exportOptions
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to export (RUNDIR/checkpoint.ckpt)")
-	fs.StringVar(&o.out, "out", "encoder.onnx", "the standalone ONNX file to write")
-	fs.BoolVar(&o.withProjector, "with-projector", false, "also output the projection z")
+	fs.StringVar(&o.out, "out", "encoder.onnx", "the file to write (default encoder.safetensors with --format safetensors)")
+	fs.StringVar(&o.format, "format", "onnx", "onnx: a standalone ONNX model; safetensors: the weights under torchvision's state_dict names, for PyTorch (resnet18().load_state_dict(sd, strict=False) misses only fc)")
+	fs.BoolVar(&o.withProjector, "with-projector", false, "also output the projection z (onnx), or write the projector's weights to OUT.projector.safetensors (safetensors)")
 	fs.BoolVar(&o.randomInit, "random-init", false, "export freshly initialised weights (a baseline) for the configuration given by the flags below, instead of a checkpoint")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights with --random-init")
 	addConfigFlags(fs, &o.config)
-	return func(ctx context.Context) error { return runExport(ctx, o) }
+	return func(ctx context.Context) error {
+		if o.format == "safetensors" && !fs.Changed("out") {
+			o.out = "encoder.safetensors"
+		}
+		return runExport(ctx, o)
+	}
 }
 
 func runExport(_ context.Context, o exportOptions) error {
+	if o.format != "onnx" && o.format != "safetensors" {
+		return usageError{fmt.Errorf("export: unknown --format %q; use onnx or safetensors", o.format)}
+	}
 	var ck *checkpoint.Checkpoint
 	switch {
 	case o.randomInit && o.checkpoint != "":
@@ -53,6 +64,14 @@ func runExport(_ context.Context, o exportOptions) error {
 		}
 	default:
 		return usageError{fmt.Errorf("export: --checkpoint PATH is required (or --random-init for an untrained baseline)")}
+	}
+	if o.format == "safetensors" {
+		files, err := export.WriteSafetensors(o.out, ck, export.Options{WithProjector: o.withProjector})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s: %s weights at step %d under torchvision's state_dict names\n", strings.Join(files, " and "), ck.Config.Name(), ck.Step)
+		return nil
 	}
 	model, err := export.Encoder(ck, export.Options{WithProjector: o.withProjector})
 	if err != nil {
