@@ -7,12 +7,12 @@ package gen
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/simclr-ort/simclr-ort/gen/graph"
 	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/atomicfile"
 )
 
 // ProducerVersion is recorded in every generated file. Bump it when the
@@ -70,12 +70,8 @@ func WriteDefault(dir string) error {
 		return err
 	}
 	for name, data := range files {
-		tmp := filepath.Join(dir, "."+name+".tmp")
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return fmt.Errorf("gen: write %s: %w", name, err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("gen: replace %s: %w", name, err)
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("gen: %w", err)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/atomicfile"
 	"github.com/spf13/pflag"
 )
 
@@ -24,9 +25,6 @@ func generateFlags(fs *pflag.FlagSet) func(context.Context) error {
 }
 
 func runGenerate(_ context.Context, o generateOptions) error {
-	if err := o.config.Defaults().Validate(); err != nil {
-		return usageError{err}
-	}
 	b, err := gen.Build(o.config)
 	if err != nil {
 		return err
@@ -43,7 +41,7 @@ func runGenerate(_ context.Context, o generateOptions) error {
 		b.Manifest.InferenceGraph:          b.Inference,
 		b.Manifest.Config.Name() + ".json": manifest,
 	} {
-		if err := os.WriteFile(filepath.Join(o.out, name), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(o.out, name), data, 0o644); err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}
 		fmt.Println(filepath.Join(o.out, name))

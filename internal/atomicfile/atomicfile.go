@@ -42,11 +42,11 @@ func Create(path string, perm os.FileMode) (*File, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("write %s: %w; check that the directory exists and is writable", path, err)
+			return nil, fmt.Errorf("create the temporary file: %w; check that the directory exists and is writable", err)
 		}
 		return &File{f: f, path: path, tmp: tmp, perm: perm}, nil
 	}
-	return nil, fmt.Errorf("write %s: too many name collisions among temporary files next to it", path)
+	return nil, fmt.Errorf("create a temporary file in %s: too many name collisions", filepath.Dir(path))
 }
 
 // Write writes to the temporary file.
@@ -56,10 +56,11 @@ func (f *File) Write(p []byte) (int, error) { return f.f.Write(p) }
 func (f *File) TempName() string { return f.tmp }
 
 // Commit makes the written data the path's content: sync, close, rename,
-// sync the directory.
+// sync the directory. Its errors name the temporary file, not the path:
+// callers say what they were writing.
 func (f *File) Commit() (err error) {
 	if f.done {
-		return fmt.Errorf("write %s: committed or aborted already", f.path)
+		return fmt.Errorf("commit %s: committed or aborted already", f.tmp)
 	}
 	defer func() {
 		if err != nil {
@@ -67,24 +68,24 @@ func (f *File) Commit() (err error) {
 		}
 	}()
 	if err := f.f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync %s: %w", f.path, f.tmp, err)
+		return fmt.Errorf("sync %s: %w", f.tmp, err)
 	}
 	err = f.f.Close()
 	f.f = nil
 	if err != nil {
-		return fmt.Errorf("write %s: close %s: %w", f.path, f.tmp, err)
+		return fmt.Errorf("close %s: %w", f.tmp, err)
 	}
 	if f.BeforeRename != nil {
 		if err := f.BeforeRename(f.tmp); err != nil {
-			return fmt.Errorf("write %s: %w", f.path, err)
+			return err
 		}
 	}
 	if err := os.Rename(f.tmp, f.path); err != nil {
-		return fmt.Errorf("write %s: %w", f.path, err)
+		return err
 	}
 	f.done = true
 	if err := syncDir(filepath.Dir(f.path)); err != nil {
-		return fmt.Errorf("write %s: the file is written but may not survive a power loss: sync its directory: %w", f.path, err)
+		return fmt.Errorf("the file is written but may not survive a power loss: sync its directory: %w", err)
 	}
 	return nil
 }
@@ -111,17 +112,21 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
-// WriteFunc writes path atomically with what write writes.
+// WriteFunc writes path atomically with what write writes. Its errors
+// start "write PATH: ".
 func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
 	f, err := Create(path, perm)
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := write(f); err != nil {
 		f.Abort()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return f.Commit()
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // TempPrefix is the start of the names of path's temporary files.
