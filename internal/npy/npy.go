@@ -102,6 +102,9 @@ func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err e
 	case 1:
 		hlen, start = int(binary.LittleEndian.Uint16(raw[8:])), 10
 	case 2, 3:
+		if len(raw) < 12 {
+			return nil, nil, fmt.Errorf("npy: %s is truncated inside its header length; write it again", path)
+		}
 		hlen, start = int(binary.LittleEndian.Uint32(raw[8:])), 12
 	default:
 		return nil, nil, fmt.Errorf("npy: %s has unsupported version %d", path, raw[6])
@@ -123,7 +126,10 @@ func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err e
 		}
 	}
 	body := raw[start+hlen:]
-	n := size(shape)
+	n, ok := elements(shape)
+	if !ok {
+		return nil, nil, fmt.Errorf("npy: %s: shape %v has a negative dimension or more values than memory holds; the file is corrupt, write it again", path, shape)
+	}
 	if int64(len(body)) != 4*n {
 		return nil, nil, fmt.Errorf("npy: %s holds %d bytes for shape %v (%d expected)", path, len(body), shape, 4*n)
 	}
@@ -132,6 +138,19 @@ func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err e
 		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
 	}
 	return shape, data, nil
+}
+
+// elements returns the number of values of shape, or ok=false for a
+// negative dimension or a count whose float32 bytes overflow an int.
+func elements(shape []int64) (n int64, ok bool) {
+	n = 1
+	for _, d := range shape {
+		if d < 0 || d != 0 && n > math.MaxInt/4/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
 }
 
 func size(shape []int64) int64 {

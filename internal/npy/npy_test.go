@@ -2,9 +2,11 @@ package npy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,6 +73,9 @@ func FuzzParseFloat32(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(i64.Bytes())
+	for _, tc := range parseCases() {
+		f.Add(tc.file)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var shape []int64
 		var data []float32
@@ -101,4 +106,53 @@ func FuzzParseFloat32(f *testing.F) {
 			t.Fatalf("read back: %v, shape %v, want %v", err, shape2, shape)
 		}
 	})
+}
+
+// npyFile returns a version 1.0 .npy file with the given header dictionary
+// and body.
+func npyFile(dict string, body []byte) []byte {
+	b := append([]byte(nil), magic...)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(dict)))
+	return append(append(b, dict...), body...)
+}
+
+type parseCase struct {
+	name string
+	file []byte
+	want string // in the error
+}
+
+// parseCases are damaged files, among them the ones fuzzing and review
+// found: a version 2 file cut inside its header length panicked, and
+// shapes whose value count overflows (2^62 x 2 values claim 0 bytes, so
+// an empty body passed the length check) made the reader allocate 2^62
+// floats and panic.
+func parseCases() []parseCase {
+	dict := func(shape string) string {
+		return "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }\n"
+	}
+	return []parseCase{
+		{"version 2 cut in its header length", []byte("\x93NUMPY\x030000"), "truncated inside its header length"},
+		{"not npy", []byte("PK\x03\x04 a zip file"), "is not a .npy file"},
+		{"unknown version", []byte("\x93NUMPY\x09\x00\x00\x00"), "unsupported version 9"},
+		{"header cut", npyFile(dict("(2,)"), nil)[:20], "is truncated"},
+		{"float64", npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n", make([]byte, 8)), "must be little-endian float32"},
+		{"fortran order", npyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }\n", make([]byte, 4)), "must be little-endian float32"},
+		{"bad dimension", npyFile(dict("(2x,)"), make([]byte, 8)), "bad shape"},
+		{"negative dimension", npyFile(dict("(0, -5)"), nil), "negative dimension"},
+		{"count overflows to zero bytes", npyFile(dict("(4611686018427387904, 2)"), nil), "more values than memory holds"},
+		{"count overflows to four bytes", npyFile(dict("(4611686018427387905,)"), make([]byte, 4)), "more values than memory holds"},
+		{"short body", npyFile(dict("(3,)"), make([]byte, 8)), "holds 8 bytes for shape [3] (12 expected)"},
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range parseCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := parseFloat32(tc.file, "x.npy")
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "npy: x.npy") {
+				t.Errorf("error %v, want one naming x.npy and containing %q", err, tc.want)
+			}
+		})
+	}
 }
