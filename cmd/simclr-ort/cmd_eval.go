@@ -36,7 +36,7 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.testData, "test-data", "", "image folder DIR/CLASS/IMAGE to test on instead of --data's test split (any layout; its class folders must be classes of the train split)")
 	fs.StringVar(&o.protocol, "protocol", "knn", "evaluation protocol: knn (cosine kNN, weighted votes) or linear (logistic regression on standardised frozen features)")
 	fs.IntVar(&o.k, "k", 200, "neighbours that vote (knn)")
-	fs.Float64Var(&o.temperature, "temperature", 0.1, "vote weight exp(similarity/temperature) (knn)")
+	fs.Float64Var(&o.temperature, "knn-temperature", 0.1, "kNN vote weight exp(similarity/T) (knn; not the training --temperature)")
 	fs.IntVar(&o.trainLimit, "train-limit", 0, "use only the first N training images (0: all)")
 	fs.IntVar(&o.testLimit, "test-limit", 0, "use only the first N test images (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")

@@ -37,12 +37,17 @@ var commands = map[string]command{
 	"eval":     {"kNN or linear-probe accuracy of an exported encoder on a labelled dataset", evalFlags},
 	"export":   {"write a checkpoint's encoder as a standalone ONNX file", exportFlags},
 	"generate": {"write the ONNX graphs and manifest of one configuration", generateFlags},
+	"plot":     {"PNG and SVG of a run's curves (plot RUNDIR), a PCA map of features (--embeddings FILE.npy) or nearest neighbours (--neighbours)", plotFlags},
 	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},
 	"train":    {"train a SimCLR encoder on an image dataset, with checkpoints and metrics", trainFlags},
 }
 
 // usageError marks errors caused by the command line (exit code 2).
 type usageError struct{ error }
+
+// exitCodes documents the exit statuses, in every --help.
+const exitCodes = "Exit status: 0 success, 1 failure, 2 bad usage (an unknown flag or an impossible value), " +
+	"130 interrupted (Ctrl-C or SIGTERM; train writes a checkpoint first).\n"
 
 func main() {
 	ctx, stop := interruptContext()
@@ -69,6 +74,7 @@ func run(ctx context.Context, args []string) int {
 		return 2
 	}
 	fs := pflag.NewFlagSet("simclr-ort "+args[0], pflag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, helpText(args[0], cmd, fs)) }
 	runCmd := cmd.flags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -91,6 +97,12 @@ func run(ctx context.Context, args []string) int {
 	return 0
 }
 
+// helpText is a subcommand's --help: what it does, its flags, the exit
+// statuses.
+func helpText(name string, cmd command, fs *pflag.FlagSet) string {
+	return fmt.Sprintf("simclr-ort %s: %s\n\nUsage: simclr-ort %s [flags]\n\nFlags:\n%s\n%s", name, cmd.summary, name, fs.FlagUsages(), exitCodes)
+}
+
 func usage() {
 	var names []string
 	for n := range commands {
@@ -102,6 +114,6 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
 	}
-	b.WriteString("\nRun 'simclr-ort COMMAND --help' for a command's flags.\n")
+	b.WriteString("\nRun 'simclr-ort COMMAND --help' for a command's flags.\n\n" + exitCodes)
 	fmt.Fprint(os.Stderr, b.String())
 }

@@ -2,15 +2,24 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
-// TestEveryCommandHasHelp parses --help of every subcommand.
+// TestEveryCommandHasHelp parses --help of every subcommand; each help
+// names the exit statuses.
 func TestEveryCommandHasHelp(t *testing.T) {
-	for name := range commands {
+	for name, cmd := range commands {
 		t.Run(name, func(t *testing.T) {
 			if code := run(context.Background(), []string{name, "--help"}); code != 0 {
 				t.Errorf("%s --help exited %d", name, code)
+			}
+			fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+			cmd.flags(fs)
+			if help := helpText(name, cmd, fs); !strings.Contains(help, exitCodes) || !strings.Contains(help, "--") {
+				t.Errorf("%s --help does not list its flags and exit statuses:\n%s", name, help)
 			}
 		})
 	}

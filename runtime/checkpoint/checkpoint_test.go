@@ -358,7 +358,7 @@ func TestCompatible(t *testing.T) {
 	}{
 		{"same", m.Identity(), testConfig, nil},
 		{"architecture", "x", other(func(c *graphs.Config) { c.Arch = "resnet50" }), []string{
-			"checkpoint was written for resnet18-cifar-32px-n128-p64-t0.5 but this run is resnet50-cifar-32px-n128-p64-t0.5",
+			"checkpoint: written for resnet18-cifar-32px-n128-p64-t0.5 but this run is resnet50-cifar-32px-n128-p64-t0.5",
 			"(checkpoint --arch resnet18, this run resnet50)",
 			"resume with --arch resnet18 or start a new --out",
 		}},

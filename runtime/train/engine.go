@@ -207,7 +207,7 @@ func checkWorld(ck *checkpoint.Checkpoint, cfg graphs.Config, world int) error {
 	if have > 1 {
 		how = fmt.Sprintf("mpirun -np %d ... --batch-size %d, or one process with --batch-size %d --shards %d", have, n, ck.Config.Pairs, have)
 	}
-	return fmt.Errorf("checkpoint: the checkpoint was trained with %s but this run has %s (%d process(es)); another world size changes the BatchNorm batches and what each rank reads, so it would not continue the same run: resume with %s, or start a new --out",
+	return fmt.Errorf("the checkpoint was trained with %s but this run has %s (%d process(es)); another world size changes the BatchNorm batches and what each rank reads, so it would not continue the same run: resume with %s, or start a new --out",
 		describeShards(ck.Config), describeShards(cfg), world, how)
 }
 
