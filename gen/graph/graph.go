@@ -4,14 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 	"google.golang.org/protobuf/proto"
 )
 
-// Opset is the ONNX opset every generated graph imports (standard domain
-// only). 17 is the newest that Debian's python3-onnx 1.12 checker accepts.
+// Opset is the standard domain's ONNX opset every generated graph imports
+// (a graph with native ops also imports internal/nativeop's domain). 17 is
+// the newest that Debian's python3-onnx 1.12 checker accepts.
 const Opset = 17
 
 // IRVersion is the ONNX IR version matching Opset.
@@ -125,6 +127,12 @@ type Op interface {
 	OpType() string
 	// Attributes returns the ONNX attributes in a fixed order.
 	Attributes() []*onnx.AttributeProto
+}
+
+// domainOp is an Op of a domain other than the standard one (ops_native.go):
+// Model writes its nodes with the domain and imports the domain's opset.
+type domainOp interface {
+	Domain() (name string, version int64)
 }
 
 // Node is one operator application.
@@ -357,8 +365,16 @@ func (g *Graph) constant(dtype DType, shape Shape, raw []byte, data any) *Value 
 // opset and the given metadata (written in sorted key order).
 func (g *Graph) Model(producerVersion string, metadata map[string]string) *onnx.ModelProto {
 	gp := &onnx.GraphProto{Name: g.name}
+	imports := []*onnx.OperatorSetIdProto{{Domain: "", Version: Opset}}
 	for _, n := range g.nodes {
 		np := &onnx.NodeProto{Name: n.name, OpType: n.Op.OpType(), Attribute: n.Op.Attributes()}
+		if d, ok := n.Op.(domainOp); ok {
+			name, version := d.Domain()
+			np.Domain = name
+			if !slices.ContainsFunc(imports, func(o *onnx.OperatorSetIdProto) bool { return o.Domain == name }) {
+				imports = append(imports, &onnx.OperatorSetIdProto{Domain: name, Version: version})
+			}
+		}
 		for _, in := range n.Inputs {
 			np.Input = append(np.Input, in.name)
 		}
@@ -378,7 +394,7 @@ func (g *Graph) Model(producerVersion string, metadata map[string]string) *onnx.
 	}
 	m := &onnx.ModelProto{
 		IrVersion:       IRVersion,
-		OpsetImport:     []*onnx.OperatorSetIdProto{{Domain: "", Version: Opset}},
+		OpsetImport:     imports,
 		ProducerName:    "simclr-ort",
 		ProducerVersion: producerVersion,
 		Graph:           gp,

@@ -189,7 +189,7 @@ func TestVJPsAgainstFiniteDifferences(t *testing.T) {
 // finite-difference case above.
 func TestEveryVJPIsChecked(t *testing.T) {
 	covered := map[string]bool{}
-	for _, c := range vjpCases() {
+	for _, c := range append(vjpCases(), nativeVJPCases()...) {
 		g := graph.New("coverage")
 		var ins []*graph.Value
 		for _, i := range c.Inputs {

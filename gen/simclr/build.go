@@ -40,7 +40,21 @@ type Options struct {
 	// Mutant builds the training graph with one deliberately wrong rule
 	// (see Mutants), for the parity gate's sensitivity check only.
 	Mutant string
+	// Kernels chooses what computes the training graph's convolutions:
+	// KernelsONNX (or "") standard ONNX ops only, a graph for any ONNX
+	// Runtime; KernelsNative the native ops of simclr-ort's custom-op
+	// domain (graph.NativeConv with graph.CPUNativeConvPlan: oneDNN on
+	// ONNX Runtime's CPU provider), whose sessions need
+	// ort.Options{NativeKernels: true}. The inference graph is standard
+	// ONNX either way.
+	Kernels string
 }
+
+// The values of Options.Kernels.
+const (
+	KernelsONNX   = "onnx"
+	KernelsNative = "native"
+)
 
 // Decision describes one decision output of a training graph built with
 // Options.Decisions.
@@ -99,6 +113,15 @@ func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built,
 	if _, ok := Mutants()[opts.Mutant]; opts.Mutant != "" && !ok {
 		return nil, fmt.Errorf("simclr: unknown mutant %q", opts.Mutant)
 	}
+	switch opts.Kernels {
+	case "", KernelsONNX:
+	case KernelsNative:
+		if cfg.ConvGrad == "gpu" {
+			return nil, fmt.Errorf("simclr: native kernels exist for the CPU provider only; build the GPU variant (conv_grad gpu) with kernels %q", KernelsONNX)
+		}
+	default:
+		return nil, fmt.Errorf("simclr: unknown kernels %q (use %q or %q)", opts.Kernels, KernelsONNX, KernelsNative)
+	}
 	trainGraph, m, decisions := buildTrain(cfg, opts)
 	inferGraph := buildInference(cfg)
 	meta := map[string]string{"simclr.config": cfg.Name()}
@@ -126,6 +149,7 @@ func buildTrain(cfg graphs.Config, opts Options) (*graph.Graph, *graphs.Manifest
 	size := int64(cfg.ImageSize)
 	views := g.Input(graphs.TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
 	n := newNet(g, cfg, bnTrain)
+	n.native = opts.Kernels == KernelsNative
 	var recorded []decision
 	if opts.Decisions {
 		n.decisions = &recorded

@@ -40,6 +40,8 @@ type net struct {
 	calls     map[string]int
 	// mutant is a model-level wrong rule (Options.Mutant), or "".
 	mutant string
+	// native computes convolutions with the native ops (Options.Kernels).
+	native bool
 }
 
 // decision is one ReLU's output or one MaxPool's indices, recorded for
@@ -120,7 +122,13 @@ func (n *net) conv(name string, x *graph.Value, out, k, stride, pad int64) *grap
 	in := x.Shape()[1]
 	std := math.Sqrt(2.0 / float64(out*k*k))
 	w := n.param(name+".weight", graph.Shape{out, in, k, k}, "conv_weight", graphs.Init{Dist: "normal", Std: std}, false)
-	return n.g.Conv(x, w, graph.ConvAttrs{Strides: []int64{stride, stride}, Pads: []int64{pad, pad, pad, pad}})
+	attrs := graph.ConvAttrs{Strides: []int64{stride, stride}, Pads: []int64{pad, pad, pad, pad}}
+	if n.native {
+		xs := x.Shape()
+		s := graph.ConvShape{Batch: xs[0], InChannels: in, OutChannels: out, Height: xs[2], Width: xs[3], Kernel: k, Stride: stride, Pad: pad}
+		return n.g.NativeConv(x, w, attrs, graph.CPUNativeConvPlan(s))
+	}
+	return n.g.Conv(x, w, attrs)
 }
 
 // linear is a bias-free nn.Linear with PyTorch's default initialisation,

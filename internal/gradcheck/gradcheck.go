@@ -42,6 +42,9 @@ type Case struct {
 	// MaxElements caps the elements checked per input (0 means all); the
 	// elements are drawn at random with a fixed seed.
 	MaxElements int
+	// NativeKernels runs the case on a session with simclr-ort's native
+	// kernels (ort.Options.NativeKernels), for graphs with native ops.
+	NativeKernels bool
 }
 
 // Result reports one input's comparison.
@@ -156,7 +159,7 @@ func Run(c Case, seed uint64) ([]Result, error) {
 	}
 	// One thread: the same reduction order on every run, so differences of
 	// nearby losses are not polluted by scheduling.
-	sess, err := ort.NewSession(model, inputs, outputs, ort.Options{IntraOpThreads: 1})
+	sess, err := ort.NewSession(model, inputs, outputs, ort.Options{IntraOpThreads: 1, NativeKernels: c.NativeKernels})
 	if err != nil {
 		return nil, fmt.Errorf("gradcheck %s: %w", c.Name, err)
 	}

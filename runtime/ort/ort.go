@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/simclr-ort/simclr-ort/internal/nativeop"
 	onnxruntime "github.com/yalue/onnxruntime_go"
 )
 
@@ -231,6 +232,14 @@ type Options struct {
 	DeviceID int
 	// CUDA tunes the CUDA provider.
 	CUDA CUDAOptions
+	// NativeKernels registers simclr-ort's custom-op domain
+	// (internal/nativeop: convolutions computed by oneDNN) on the session,
+	// for graphs built with simclr.Options{Kernels: "native"}. oneDNN runs
+	// IntraOpThreads OpenMP threads, and ONNX Runtime's own threads stop
+	// spinning when idle so that the two pools do not fight over the cores
+	// (see native.go). A graph that uses the domain without this option is
+	// refused with an error that says so.
+	NativeKernels bool
 }
 
 // GetCUDAHelp says what the CUDA provider needs; CUDA errors end with it.
@@ -245,6 +254,9 @@ type Session struct {
 	session *onnxruntime.AdvancedSession
 	tensors []*onnxruntime.Tensor[float32]
 	buffers [][]float32
+	// native is the custom-op domain of Options.NativeKernels; it must
+	// outlive session.
+	native *nativeDomain
 }
 
 // NewSession creates a session for the serialised model with every input
@@ -295,6 +307,13 @@ func NewSession(model []byte, inputs, outputs []Binding, opts Options) (_ *Sessi
 		}
 	default:
 		return nil, fmt.Errorf("ort: unknown execution provider %q (use cpu or cuda)", opts.Provider)
+	}
+	if opts.NativeKernels {
+		if err := addNativeKernels(s, so, opts); err != nil {
+			return nil, err
+		}
+	} else if modelImports(model, nativeop.Domain) {
+		return nil, fmt.Errorf("ort: the graph uses simclr-ort's native kernels (ops of domain %s); create the session with ort.Options{NativeKernels: true}, or build the graph with the standard ONNX kernels (simclr.Options{Kernels: \"onnx\"})", nativeop.Domain)
 	}
 	if opts.ProfilePrefix != "" {
 		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
@@ -359,6 +378,8 @@ func (s *Session) Close() error {
 		errs = append(errs, t.Destroy())
 	}
 	s.tensors = nil
+	s.native.release()
+	s.native = nil
 	runtime.KeepAlive(s.buffers)
 	s.buffers = nil
 	return errors.Join(errs...)

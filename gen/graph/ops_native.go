@@ -1,0 +1,143 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/simclr-ort/simclr-ort/internal/nativeop"
+	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
+)
+
+// Ops of simclr-ort's custom-op domain (internal/nativeop): training
+// kernels that standard ONNX lacks, computed by oneDNN on ONNX Runtime's CPU
+// provider (runtime/ort, Options.NativeKernels). A graph with such nodes
+// imports the domain's opset (Model) and runs only on a session that
+// registers the domain; graphs without them are unchanged.
+
+// nativeAttrs writes an op's int attributes in the order internal/nativeop
+// defines them; a count that does not match the definition is a bug here.
+func nativeAttrs(def nativeop.Op, values ...int64) []*onnx.AttributeProto {
+	if len(values) != len(def.Attrs) {
+		panic(fmt.Sprintf("graph: %s takes attributes %v, got %d values", def.Name, def.Attrs, len(values)))
+	}
+	attrs := make([]*onnx.AttributeProto, len(values))
+	for i, v := range values {
+		attrs[i] = attrInt(def.Attrs[i], v)
+	}
+	return attrs
+}
+
+// NativeConvPlan says how the gradients of one native convolution are built.
+type NativeConvPlan struct {
+	// InputGrad builds the input gradient with the native ConvBackwardData
+	// kernel; false builds the standard formulation of the graph's
+	// ConvGradPlanner (DefaultConvGradPlan when nil).
+	InputGrad bool
+	// WeightGrad builds the weight gradient with the native
+	// ConvBackwardWeights kernel; false builds the standard formulation.
+	WeightGrad bool
+}
+
+// CPUNativeConvPlan is the native variant's plan for ONNX Runtime's CPU
+// provider: every convolution and both its gradients on oneDNN's kernels.
+func CPUNativeConvPlan(ConvShape) NativeConvPlan {
+	return NativeConvPlan{InputGrad: true, WeightGrad: true}
+}
+
+type nativeConvOp struct {
+	kernel, stride, pad int64
+	plan                NativeConvPlan
+}
+
+func (nativeConvOp) OpType() string          { return nativeop.ConvForward.Name }
+func (nativeConvOp) Domain() (string, int64) { return nativeop.Domain, nativeop.Version }
+func (o nativeConvOp) Attributes() []*onnx.AttributeProto {
+	return nativeAttrs(nativeop.ConvForward, o.stride, o.pad)
+}
+
+type nativeConvBackwardDataOp struct {
+	stride, pad, height, width int64
+}
+
+func (nativeConvBackwardDataOp) OpType() string          { return nativeop.ConvBackwardData.Name }
+func (nativeConvBackwardDataOp) Domain() (string, int64) { return nativeop.Domain, nativeop.Version }
+func (o nativeConvBackwardDataOp) Attributes() []*onnx.AttributeProto {
+	return nativeAttrs(nativeop.ConvBackwardData, o.stride, o.pad, o.height, o.width)
+}
+
+type nativeConvBackwardWeightsOp struct {
+	stride, pad, kernel int64
+}
+
+func (nativeConvBackwardWeightsOp) OpType() string          { return nativeop.ConvBackwardWeights.Name }
+func (nativeConvBackwardWeightsOp) Domain() (string, int64) { return nativeop.Domain, nativeop.Version }
+func (o nativeConvBackwardWeightsOp) Attributes() []*onnx.AttributeProto {
+	return nativeAttrs(nativeop.ConvBackwardWeights, o.stride, o.pad, o.kernel)
+}
+
+// NativeConv is Conv computed by the native ConvForward kernel: a 2-D
+// convolution of x [N,Cin,H,W] with w [Cout,Cin,k,k], square kernel, equal
+// strides and equal pads on every side, no bias. plan says how its
+// gradients are built.
+func (g *Graph) NativeConv(x, w *Value, a ConvAttrs, plan NativeConvPlan) *Value {
+	g.check(x, w)
+	if x.Rank() != 4 || w.Rank() != 4 || w.shape[1] != x.shape[1] || w.shape[2] != w.shape[3] {
+		panic(fmt.Sprintf("graph: NativeConv of input %v with weights %v: needs [N,Cin,H,W] and square weights [Cout,%d,k,k]", x.shape, w.shape, x.Rank()))
+	}
+	strides, pads := a.resolve(2)
+	if strides[0] != strides[1] || pads[0] != pads[1] || pads[0] != pads[2] || pads[0] != pads[3] {
+		panic(fmt.Sprintf("graph: NativeConv needs equal strides and pads, got strides %v, pads %v; use Conv", strides, pads))
+	}
+	k, s, p := w.shape[2], strides[0], pads[0]
+	out := Shape{x.shape[0], w.shape[0]}
+	for i := range 2 {
+		size := (x.shape[2+i]+2*p-k)/s + 1
+		if x.shape[2+i] < 0 || size <= 0 {
+			panic(fmt.Sprintf("graph: NativeConv of %v with a %dx%d kernel, stride %d, pad %d leaves no output (static shapes only)", x.shape, k, k, s, p))
+		}
+		out = append(out, size)
+	}
+	return g.add1(nativeConvOp{kernel: k, stride: s, pad: p, plan: plan}, []*Value{x, w}, Float, out)
+}
+
+func nativeConvVJP(g *Graph, n *Node, d []*Value) []*Value {
+	op := n.Op.(nativeConvOp)
+	x, w, dy := n.Inputs[0], n.Inputs[1], d[0]
+	s := ConvShape{Batch: x.shape[0], InChannels: x.shape[1], OutChannels: w.shape[0], Height: x.shape[2], Width: x.shape[3],
+		Kernel: op.kernel, Stride: op.stride, Pad: op.pad}
+	standard := func() (ConvGradPlan, convOp) {
+		chooser := g.ConvGradPlanner
+		if chooser == nil {
+			chooser = DefaultConvGradPlan
+		}
+		return chooser(s), convOp{kernel: []int64{op.kernel, op.kernel}, strides: []int64{op.stride, op.stride},
+			pads: []int64{op.pad, op.pad, op.pad, op.pad}}
+	}
+	dx := lazy(x, func() *Value {
+		if !op.plan.InputGrad {
+			plan, cop := standard()
+			return g.convInputGrad(plan.Input, s, cop, w, dy)
+		}
+		return g.add1(nativeConvBackwardDataOp{stride: op.stride, pad: op.pad, height: s.Height, width: s.Width},
+			[]*Value{dy, w}, Float, x.shape)
+	})
+	dw := lazy(w, func() *Value {
+		if !op.plan.WeightGrad {
+			plan, cop := standard()
+			return g.convWeightGrad(plan, s, cop, x, dy)
+		}
+		return g.add1(nativeConvBackwardWeightsOp{stride: op.stride, pad: op.pad, kernel: op.kernel},
+			[]*Value{dy, x}, Float, w.shape)
+	})
+	return []*Value{dx, dw}
+}
+
+func init() {
+	registerVJP(nativeop.ConvForward.Name, func(g *Graph, n *Node, d []*Value) []*Value {
+		// The parity gate's convolution mutants (Mutate) wrong native
+		// convolutions as they wrong Conv nodes.
+		if m := g.mutant; m != nil && m.opType == "Conv" {
+			return m.rule(g, n, d, nativeConvVJP)
+		}
+		return nativeConvVJP(g, n, d)
+	})
+}

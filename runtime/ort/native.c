@@ -1,0 +1,668 @@
+// native.c: simclr-ort's custom-op domain (internal/nativeop) on ONNX
+// Runtime's CPU provider, computed by oneDNN. See native.go for the Go side
+// and native.h for the declarations.
+//
+// ONNX Runtime calls the kernels on its own threads, in plain C. Each kernel
+// instance (one graph node) builds its oneDNN primitives once for the shape it
+// sees and reuses them on every run; creating a primitive costs far more than
+// running one on our small maps. The primitives choose their own (blocked)
+// layouts; the kernels reorder their NCHW inputs into those layouts and their
+// outputs back, with temporaries from the session's allocator (its arena).
+
+#include "native.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- ONNX Runtime's function table, by position (see native.h).
+
+static void* const* ort_api;
+static OrtMemoryInfo* cpu_memory;
+
+#define ORT_CALL(pos, type) ((type)ort_api[pos])
+
+static OrtStatus* ort_error(const char* fmt, ...) {
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return ORT_CALL(simclr_ort_CreateStatus, OrtStatus* (*)(int, const char*))(simclr_ORT_FAIL, msg);
+}
+
+static OrtStatus* ort_input(const OrtKernelContext* ctx, size_t i, const OrtValue** out) {
+	return ORT_CALL(simclr_ort_KernelContext_GetInput, OrtStatus* (*)(const OrtKernelContext*, size_t, const OrtValue**))(ctx, i, out);
+}
+
+static OrtStatus* ort_output(OrtKernelContext* ctx, size_t i, const int64_t* dims, size_t n, OrtValue** out) {
+	return ORT_CALL(simclr_ort_KernelContext_GetOutput, OrtStatus* (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(ctx, i, dims, n, out);
+}
+
+static OrtStatus* ort_data(const OrtValue* v, void** out) {
+	// GetTensorMutableData on an input: the kernels only read inputs.
+	return ORT_CALL(simclr_ort_GetTensorMutableData, OrtStatus* (*)(OrtValue*, void**))((OrtValue*)v, out);
+}
+
+// ort_shape reads a tensor's dimensions (at most max of them) into dims.
+static OrtStatus* ort_shape(const OrtValue* v, int64_t* dims, size_t max, size_t* n) {
+	OrtTensorTypeAndShapeInfo* info;
+	OrtStatus* st = ORT_CALL(simclr_ort_GetTensorTypeAndShape, OrtStatus* (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(v, &info);
+	if (st) return st;
+	st = ORT_CALL(simclr_ort_GetDimensionsCount, OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, n);
+	if (!st && *n > max) st = ort_error("tensor of rank %zu, at most %zu expected", *n, max);
+	if (!st) st = ORT_CALL(simclr_ort_GetDimensions, OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims, *n);
+	ORT_CALL(simclr_ort_ReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+	return st;
+}
+
+void simclr_native_status_message(OrtStatus* st, char* buf, size_t size) {
+	const char* msg = ORT_CALL(simclr_ort_GetErrorMessage, const char* (*)(const OrtStatus*))(st);
+	snprintf(buf, size, "%s", msg ? msg : "(no message)");
+	ORT_CALL(simclr_ort_ReleaseStatus, void (*)(OrtStatus*))(st);
+}
+
+OrtStatus* simclr_native_create_domain(const char* name, OrtCustomOpDomain** out) {
+	return ORT_CALL(simclr_ort_CreateCustomOpDomain, OrtStatus* (*)(const char*, OrtCustomOpDomain**))(name, out);
+}
+
+OrtStatus* simclr_native_domain_add(OrtCustomOpDomain* domain, simclr_op* op) {
+	return ORT_CALL(simclr_ort_CustomOpDomain_Add, OrtStatus* (*)(OrtCustomOpDomain*, const void*))(domain, op);
+}
+
+OrtStatus* simclr_native_add_domain(OrtSessionOptions* options, OrtCustomOpDomain* domain) {
+	return ORT_CALL(simclr_ort_AddCustomOpDomain, OrtStatus* (*)(OrtSessionOptions*, OrtCustomOpDomain*))(options, domain);
+}
+
+void simclr_native_release_domain(OrtCustomOpDomain* domain) {
+	ORT_CALL(simclr_ort_ReleaseCustomOpDomain, void (*)(OrtCustomOpDomain*))(domain);
+}
+
+// scratch is one block from the session's CPU allocator (its arena).
+typedef struct {
+	OrtAllocator* allocator;
+	void* ptr;
+} scratch;
+
+static OrtStatus* scratch_get(OrtKernelContext* ctx, size_t bytes, scratch* s) {
+	s->allocator = NULL;
+	s->ptr = NULL;
+	if (bytes == 0) return NULL;
+	OrtStatus* st = ORT_CALL(simclr_ort_KernelContext_GetAllocator, OrtStatus* (*)(const OrtKernelContext*, const OrtMemoryInfo*, OrtAllocator**))(ctx, cpu_memory, &s->allocator);
+	if (st) return st;
+	st = ORT_CALL(simclr_ort_AllocatorAlloc, OrtStatus* (*)(OrtAllocator*, size_t, void**))(s->allocator, bytes, &s->ptr);
+	if (!st && !s->ptr) st = ort_error("the session's allocator returned no memory for %zu bytes", bytes);
+	return st;
+}
+
+static void scratch_put(scratch* s) {
+	if (s->ptr) ORT_CALL(simclr_ort_AllocatorFree, OrtStatus* (*)(OrtAllocator*, void*))(s->allocator, s->ptr);
+	if (s->allocator) ORT_CALL(simclr_ort_ReleaseAllocator, void (*)(OrtAllocator*))(s->allocator);
+	s->allocator = NULL;
+	s->ptr = NULL;
+}
+
+// ---- oneDNN, opened with dlopen.
+
+static struct {
+	const sdnnl_version_t* (*version)(void);
+	int (*engine_create)(sdnnl_engine*, int, size_t);
+	int (*stream_create)(sdnnl_stream*, sdnnl_engine, unsigned);
+	int (*stream_wait)(sdnnl_stream);
+	int (*stream_destroy)(sdnnl_stream);
+	int (*md_init_by_strides)(sdnnl_memory_desc*, int, const int64_t*, int, const int64_t*);
+	int (*md_init_by_tag)(sdnnl_memory_desc*, int, const int64_t*, int, int);
+	int (*md_equal)(const sdnnl_memory_desc*, const sdnnl_memory_desc*);
+	size_t (*md_size)(const sdnnl_memory_desc*);
+	int (*conv_forward)(sdnnl_convolution_desc*, int, int, const sdnnl_memory_desc*, const sdnnl_memory_desc*,
+		const sdnnl_memory_desc*, const sdnnl_memory_desc*, const int64_t*, const int64_t*, const int64_t*);
+	int (*conv_backward_data)(sdnnl_convolution_desc*, int, const sdnnl_memory_desc*, const sdnnl_memory_desc*,
+		const sdnnl_memory_desc*, const int64_t*, const int64_t*, const int64_t*);
+	int (*conv_backward_weights)(sdnnl_convolution_desc*, int, const sdnnl_memory_desc*, const sdnnl_memory_desc*,
+		const sdnnl_memory_desc*, const sdnnl_memory_desc*, const int64_t*, const int64_t*, const int64_t*);
+	int (*attr_create)(sdnnl_primitive_attr*);
+	int (*attr_destroy)(sdnnl_primitive_attr);
+	int (*attr_set_scratchpad_mode)(sdnnl_primitive_attr, int);
+	int (*pd_create)(sdnnl_primitive_desc*, const void*, const sdnnl_primitive_attr, sdnnl_engine, const sdnnl_primitive_desc);
+	int (*pd_destroy)(sdnnl_primitive_desc);
+	const sdnnl_memory_desc* (*pd_query_md)(const sdnnl_primitive_desc, int, int);
+	int (*pd_query)(const sdnnl_primitive_desc, int, int, void*);
+	int (*reorder_pd_create)(sdnnl_primitive_desc*, const sdnnl_memory_desc*, sdnnl_engine, const sdnnl_memory_desc*,
+		sdnnl_engine, const sdnnl_primitive_attr);
+	int (*primitive_create)(sdnnl_primitive*, const sdnnl_primitive_desc);
+	int (*primitive_destroy)(sdnnl_primitive);
+	int (*primitive_execute)(const sdnnl_primitive, sdnnl_stream, int, const sdnnl_exec_arg*);
+	int (*memory_create)(sdnnl_memory*, const sdnnl_memory_desc*, sdnnl_engine, void*);
+	int (*memory_destroy)(sdnnl_memory);
+	int (*memory_set_data_handle)(sdnnl_memory, void*);
+	int (*effective_cpu_isa)(void);
+	const char* (*cpu_isa2str)(int);
+	void (*omp_set_num_threads)(int);
+	int (*omp_get_max_threads)(void);
+} dnnl;
+
+static sdnnl_engine engine;
+static char version_text[256];
+
+const char* simclr_native_version(void) { return version_text; }
+
+#define DLSYM(lib, field, name)                                           \
+	do {                                                              \
+		*(void**)(&dnnl.field) = dlsym(lib, name);                \
+		if (!dnnl.field) return "the library has no " name;       \
+	} while (0)
+
+static const char* load_dnnl(const char* name) {
+	void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) return dlerror();
+	DLSYM(lib, version, "dnnl_version");
+	const sdnnl_version_t* v = dnnl.version();
+	if (v->major != 2) {
+		static char msg[128];
+		snprintf(msg, sizeof msg, "it is oneDNN %d.%d.%d; the kernels are written for oneDNN 2.x", v->major, v->minor, v->patch);
+		return msg;
+	}
+	DLSYM(lib, engine_create, "dnnl_engine_create");
+	DLSYM(lib, stream_create, "dnnl_stream_create");
+	DLSYM(lib, stream_wait, "dnnl_stream_wait");
+	DLSYM(lib, stream_destroy, "dnnl_stream_destroy");
+	DLSYM(lib, md_init_by_strides, "dnnl_memory_desc_init_by_strides");
+	DLSYM(lib, md_init_by_tag, "dnnl_memory_desc_init_by_tag");
+	DLSYM(lib, md_equal, "dnnl_memory_desc_equal");
+	DLSYM(lib, md_size, "dnnl_memory_desc_get_size");
+	DLSYM(lib, conv_forward, "dnnl_convolution_forward_desc_init");
+	DLSYM(lib, conv_backward_data, "dnnl_convolution_backward_data_desc_init");
+	DLSYM(lib, conv_backward_weights, "dnnl_convolution_backward_weights_desc_init");
+	DLSYM(lib, attr_create, "dnnl_primitive_attr_create");
+	DLSYM(lib, attr_destroy, "dnnl_primitive_attr_destroy");
+	DLSYM(lib, attr_set_scratchpad_mode, "dnnl_primitive_attr_set_scratchpad_mode");
+	DLSYM(lib, pd_create, "dnnl_primitive_desc_create");
+	DLSYM(lib, pd_destroy, "dnnl_primitive_desc_destroy");
+	DLSYM(lib, pd_query_md, "dnnl_primitive_desc_query_md");
+	DLSYM(lib, pd_query, "dnnl_primitive_desc_query");
+	DLSYM(lib, reorder_pd_create, "dnnl_reorder_primitive_desc_create");
+	DLSYM(lib, primitive_create, "dnnl_primitive_create");
+	DLSYM(lib, primitive_destroy, "dnnl_primitive_destroy");
+	DLSYM(lib, primitive_execute, "dnnl_primitive_execute");
+	DLSYM(lib, memory_create, "dnnl_memory_create");
+	DLSYM(lib, memory_destroy, "dnnl_memory_destroy");
+	DLSYM(lib, memory_set_data_handle, "dnnl_memory_set_data_handle");
+	DLSYM(lib, effective_cpu_isa, "dnnl_get_effective_cpu_isa");
+	// Optional: the ISA's name (dnnl_debug.h) and OpenMP's thread count
+	// (libgomp, loaded with a oneDNN built for OpenMP).
+	*(void**)(&dnnl.cpu_isa2str) = dlsym(lib, "dnnl_cpu_isa2str");
+	*(void**)(&dnnl.omp_set_num_threads) = dlsym(lib, "omp_set_num_threads");
+	*(void**)(&dnnl.omp_get_max_threads) = dlsym(lib, "omp_get_max_threads");
+	if (dnnl.engine_create(&engine, sdnnl_cpu, 0) != sdnnl_success) return "dnnl_engine_create failed for the CPU";
+	const char* runtime = v->cpu_runtime == SDNNL_RUNTIME_OMP ? "OpenMP" : "not OpenMP";
+	int isa = dnnl.effective_cpu_isa();
+	const char* isa_name = dnnl.cpu_isa2str ? dnnl.cpu_isa2str(isa) : NULL;
+	if (isa_name)
+		snprintf(version_text, sizeof version_text, "oneDNN %d.%d.%d (%s, CPU runtime %s, ISA %s)", v->major, v->minor, v->patch, name, runtime, isa_name);
+	else
+		snprintf(version_text, sizeof version_text, "oneDNN %d.%d.%d (%s, CPU runtime %s, ISA %d)", v->major, v->minor, v->patch, name, runtime, isa);
+	return NULL;
+}
+
+typedef struct {
+	const void* (*GetApi)(uint32_t version);
+	const char* (*GetVersionString)(void);
+} ort_api_base;
+
+const char* simclr_native_load(const char* ort_path, const char* dnnl_name) {
+	void* lib = dlopen(ort_path, RTLD_NOW | RTLD_NOLOAD);
+	if (!lib) lib = dlopen(ort_path, RTLD_NOW);
+	if (!lib) return dlerror();
+	const ort_api_base* (*get_base)(void) = (const ort_api_base* (*)(void))dlsym(lib, "OrtGetApiBase");
+	if (!get_base) return "ONNX Runtime's library has no OrtGetApiBase";
+	ort_api = (void* const*)get_base()->GetApi(SIMCLR_ORT_API_VERSION);
+	if (!ort_api) return "ONNX Runtime's library does not offer C API version 24";
+	OrtStatus* st = ORT_CALL(simclr_ort_CreateCpuMemoryInfo, OrtStatus* (*)(int, int, OrtMemoryInfo**))(simclr_OrtArenaAllocator, simclr_OrtMemTypeDefault, &cpu_memory);
+	if (st) {
+		static char msg[512];
+		simclr_native_status_message(st, msg, sizeof msg);
+		return msg;
+	}
+	const char* err = load_dnnl(dnnl_name);
+	if (err) {
+		static char msg[512];
+		snprintf(msg, sizeof msg, "oneDNN (%s): %s", dnnl_name, err);
+		return msg;
+	}
+	return NULL;
+}
+
+// The oneDNN implementations the kernels chose, for the log.
+static pthread_mutex_t impls_mu = PTHREAD_MUTEX_INITIALIZER;
+static char impls[16][64];
+static int n_impls;
+
+static void note_impl(const char* impl) {
+	pthread_mutex_lock(&impls_mu);
+	int seen = 0;
+	for (int i = 0; i < n_impls; i++) seen |= strcmp(impls[i], impl) == 0;
+	if (!seen && n_impls < 16) snprintf(impls[n_impls++], sizeof impls[0], "%s", impl);
+	pthread_mutex_unlock(&impls_mu);
+}
+
+void simclr_native_implementations(char* buf, size_t size) {
+	pthread_mutex_lock(&impls_mu);
+	buf[0] = 0;
+	for (int i = 0; i < n_impls; i++) {
+		size_t used = strlen(buf);
+		snprintf(buf + used, size - used, "%s%s", i ? ", " : "", impls[i]);
+	}
+	pthread_mutex_unlock(&impls_mu);
+}
+
+static OrtStatus* dnnl_error(const char* what, int status) {
+	return ort_error("oneDNN %s failed (dnnl_status_t %d)", what, status);
+}
+
+#define DNNL_TRY(what, call)                                  \
+	do {                                                  \
+		int status_ = (call);                         \
+		if (status_ != sdnnl_success) return dnnl_error(what, status_); \
+	} while (0)
+
+// ---- Convolutions.
+
+enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS };
+
+// conv_arg is one tensor argument of a convolution primitive: its NCHW/OIHW
+// layout as ONNX Runtime holds it, the primitive's layout, and the reorder
+// between them (NULL where they are the same).
+typedef struct {
+	int arg;
+	int output;
+	sdnnl_memory_desc user, prim;
+	sdnnl_primitive reorder;
+	sdnnl_memory user_mem, prim_mem;
+	size_t prim_bytes;
+} conv_arg;
+
+// conv_plan is what a kernel builds once per shape.
+typedef struct {
+	int valid;
+	int64_t n, c, h, w, o, k, oh, ow;
+	sdnnl_primitive prim;
+	conv_arg args[3];
+	sdnnl_memory scratch_mem;
+	size_t scratch_bytes;
+} conv_plan;
+
+typedef struct simclr_kernel {
+	const char* name;
+	int kind;
+	int inputs, outputs;
+	int n_attrs;
+	const char* attrs[6];
+} simclr_kernel;
+
+// The kernels, by op name; native.go checks them against the domain's
+// definition (internal/nativeop) before registering them.
+static const simclr_kernel kernels[] = {
+	{"ConvForward", CONV_FORWARD, 2, 1, 2, {"stride", "pad"}},
+	{"ConvBackwardData", CONV_BACKWARD_DATA, 2, 1, 4, {"stride", "pad", "input_height", "input_width"}},
+	{"ConvBackwardWeights", CONV_BACKWARD_WEIGHTS, 2, 1, 3, {"stride", "pad", "kernel"}},
+};
+
+struct simclr_op {
+	simclr_OrtCustomOp base; // first: ONNX Runtime holds a pointer to it
+	const simclr_kernel* kernel;
+	int threads;
+};
+
+typedef struct {
+	const simclr_kernel* def;
+	int64_t attr[6];
+	int threads;
+	pthread_mutex_t mu;
+	sdnnl_stream stream;
+	conv_plan plan;
+} kernel_state;
+
+static void conv_plan_free(conv_plan* p) {
+	if (p->prim) dnnl.primitive_destroy(p->prim);
+	for (int i = 0; i < 3; i++) {
+		conv_arg* a = &p->args[i];
+		if (a->reorder) dnnl.primitive_destroy(a->reorder);
+		if (a->user_mem) dnnl.memory_destroy(a->user_mem);
+		if (a->prim_mem) dnnl.memory_destroy(a->prim_mem);
+	}
+	if (p->scratch_mem) dnnl.memory_destroy(p->scratch_mem);
+	memset(p, 0, sizeof *p);
+}
+
+static OrtStatus* plain_md(sdnnl_memory_desc* md, int64_t a, int64_t b, int64_t c, int64_t d) {
+	sdnnl_dims dims = {a, b, c, d}, strides = {b * c * d, c * d, d, 1};
+	DNNL_TRY("dnnl_memory_desc_init_by_strides", dnnl.md_init_by_strides(md, 4, dims, sdnnl_f32, strides));
+	return NULL;
+}
+
+static OrtStatus* any_md(sdnnl_memory_desc* md, int64_t a, int64_t b, int64_t c, int64_t d) {
+	sdnnl_dims dims = {a, b, c, d};
+	DNNL_TRY("dnnl_memory_desc_init_by_tag", dnnl.md_init_by_tag(md, 4, dims, sdnnl_f32, sdnnl_format_tag_any));
+	return NULL;
+}
+
+// conv_arg_init fills one argument from the primitive's choice of layout.
+static OrtStatus* conv_arg_init(conv_arg* a, int arg, int output, const sdnnl_primitive_desc pd, int query,
+		int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+	a->arg = arg;
+	a->output = output;
+	OrtStatus* st = plain_md(&a->user, d0, d1, d2, d3);
+	if (st) return st;
+	a->prim = *dnnl.pd_query_md(pd, query, 0);
+	DNNL_TRY("dnnl_memory_create", dnnl.memory_create(&a->user_mem, &a->user, engine, NULL));
+	if (dnnl.md_equal(&a->user, &a->prim)) return NULL;
+	a->prim_bytes = dnnl.md_size(&a->prim);
+	DNNL_TRY("dnnl_memory_create", dnnl.memory_create(&a->prim_mem, &a->prim, engine, NULL));
+	sdnnl_primitive_desc rpd;
+	if (output)
+		DNNL_TRY("reorder", dnnl.reorder_pd_create(&rpd, &a->prim, engine, &a->user, engine, NULL));
+	else
+		DNNL_TRY("reorder", dnnl.reorder_pd_create(&rpd, &a->user, engine, &a->prim, engine, NULL));
+	int status = dnnl.primitive_create(&a->reorder, rpd);
+	dnnl.pd_destroy(rpd);
+	if (status != sdnnl_success) return dnnl_error("reorder primitive", status);
+	return NULL;
+}
+
+static OrtStatus* conv_plan_build(kernel_state* s, conv_plan* p) {
+	int64_t stride = s->attr[0], pad = s->attr[1];
+	sdnnl_memory_desc src, wei, dst;
+	OrtStatus* st;
+	if ((st = any_md(&src, p->n, p->c, p->h, p->w)) || (st = any_md(&wei, p->o, p->c, p->k, p->k)) ||
+			(st = any_md(&dst, p->n, p->o, p->oh, p->ow)))
+		return st;
+	sdnnl_dims strides = {stride, stride}, pads = {pad, pad};
+	sdnnl_convolution_desc fd, bd;
+	DNNL_TRY("convolution forward descriptor",
+		dnnl.conv_forward(&fd, sdnnl_forward_training, sdnnl_convolution_direct, &src, &wei, NULL, &dst, strides, pads, pads));
+	sdnnl_primitive_attr attr;
+	DNNL_TRY("dnnl_primitive_attr_create", dnnl.attr_create(&attr));
+	int status = dnnl.attr_set_scratchpad_mode(attr, sdnnl_scratchpad_mode_user);
+	sdnnl_primitive_desc fpd = NULL, pd = NULL;
+	if (status == sdnnl_success) status = dnnl.pd_create(&fpd, &fd, attr, engine, NULL);
+	const char* what = "convolution forward";
+	if (status == sdnnl_success) {
+		switch (s->def->kind) {
+		case CONV_FORWARD:
+			pd = fpd;
+			fpd = NULL;
+			break;
+		case CONV_BACKWARD_DATA:
+			what = "convolution backward data";
+			status = dnnl.conv_backward_data(&bd, sdnnl_convolution_direct, &src, &wei, &dst, strides, pads, pads);
+			if (status == sdnnl_success) status = dnnl.pd_create(&pd, &bd, attr, engine, fpd);
+			break;
+		default:
+			what = "convolution backward weights";
+			status = dnnl.conv_backward_weights(&bd, sdnnl_convolution_direct, &src, &wei, NULL, &dst, strides, pads, pads);
+			if (status == sdnnl_success) status = dnnl.pd_create(&pd, &bd, attr, engine, fpd);
+		}
+	}
+	dnnl.attr_destroy(attr);
+	if (fpd) dnnl.pd_destroy(fpd);
+	if (status != sdnnl_success) {
+		if (pd) dnnl.pd_destroy(pd);
+		return ort_error("oneDNN has no %s for input [%lld,%lld,%lld,%lld], %lldx%lld kernel to %lld channels, stride %lld, pad %lld (dnnl_status_t %d)",
+			what, (long long)p->n, (long long)p->c, (long long)p->h, (long long)p->w, (long long)p->k, (long long)p->k,
+			(long long)p->o, (long long)stride, (long long)pad, status);
+	}
+	status = dnnl.primitive_create(&p->prim, pd);
+	const char* impl = NULL;
+	if (dnnl.pd_query(pd, sdnnl_query_impl_info_str, 0, &impl) == sdnnl_success && impl) note_impl(impl);
+	switch (s->def->kind) {
+	case CONV_FORWARD:
+		if (!(st = conv_arg_init(&p->args[0], SDNNL_ARG_SRC, 0, pd, sdnnl_query_src_md, p->n, p->c, p->h, p->w)) &&
+				!(st = conv_arg_init(&p->args[1], SDNNL_ARG_WEIGHTS, 0, pd, sdnnl_query_weights_md, p->o, p->c, p->k, p->k)))
+			st = conv_arg_init(&p->args[2], SDNNL_ARG_DST, 1, pd, sdnnl_query_dst_md, p->n, p->o, p->oh, p->ow);
+		break;
+	case CONV_BACKWARD_DATA:
+		if (!(st = conv_arg_init(&p->args[0], SDNNL_ARG_DIFF_DST, 0, pd, sdnnl_query_diff_dst_md, p->n, p->o, p->oh, p->ow)) &&
+				!(st = conv_arg_init(&p->args[1], SDNNL_ARG_WEIGHTS, 0, pd, sdnnl_query_weights_md, p->o, p->c, p->k, p->k)))
+			st = conv_arg_init(&p->args[2], SDNNL_ARG_DIFF_SRC, 1, pd, sdnnl_query_diff_src_md, p->n, p->c, p->h, p->w);
+		break;
+	default:
+		if (!(st = conv_arg_init(&p->args[0], SDNNL_ARG_DIFF_DST, 0, pd, sdnnl_query_diff_dst_md, p->n, p->o, p->oh, p->ow)) &&
+				!(st = conv_arg_init(&p->args[1], SDNNL_ARG_SRC, 0, pd, sdnnl_query_src_md, p->n, p->c, p->h, p->w)))
+			st = conv_arg_init(&p->args[2], SDNNL_ARG_DIFF_WEIGHTS, 1, pd, sdnnl_query_diff_weights_md, p->o, p->c, p->k, p->k);
+	}
+	if (!st) {
+		const sdnnl_memory_desc* smd = dnnl.pd_query_md(pd, sdnnl_query_scratchpad_md, 0);
+		p->scratch_bytes = smd ? dnnl.md_size(smd) : 0;
+		if (p->scratch_bytes) {
+			int s2 = dnnl.memory_create(&p->scratch_mem, smd, engine, NULL);
+			if (s2 != sdnnl_success) st = dnnl_error("dnnl_memory_create", s2);
+		}
+	}
+	dnnl.pd_destroy(pd);
+	if (!st && status != sdnnl_success) st = dnnl_error(what, status);
+	if (st) {
+		conv_plan_free(p);
+		return st;
+	}
+	p->valid = 1;
+	return NULL;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+// conv_run executes a built plan on the tensors' data (in the order of
+// the plan's arguments).
+static OrtStatus* conv_run(kernel_state* s, OrtKernelContext* ctx, void* data[3]) {
+	conv_plan* p = &s->plan;
+	size_t total = align64(p->scratch_bytes);
+	for (int i = 0; i < 3; i++) total += align64(p->args[i].prim_bytes);
+	scratch tmp;
+	OrtStatus* st = scratch_get(ctx, total, &tmp);
+	if (st) return st;
+	char* next = tmp.ptr;
+	sdnnl_exec_arg args[4];
+	int n = 0;
+	for (int i = 0; i < 3; i++) {
+		conv_arg* a = &p->args[i];
+		dnnl.memory_set_data_handle(a->user_mem, data[i]);
+		if (a->reorder) {
+			dnnl.memory_set_data_handle(a->prim_mem, next);
+			next += align64(a->prim_bytes);
+		}
+		args[n++] = (sdnnl_exec_arg){a->arg, a->reorder ? a->prim_mem : a->user_mem};
+	}
+	if (p->scratch_mem) {
+		dnnl.memory_set_data_handle(p->scratch_mem, next);
+		args[n++] = (sdnnl_exec_arg){SDNNL_ARG_SCRATCHPAD, p->scratch_mem};
+	}
+	if (dnnl.omp_set_num_threads && s->threads > 0) dnnl.omp_set_num_threads(s->threads);
+	int status = sdnnl_success;
+	const char* what = "reorder";
+	for (int i = 0; i < 3 && status == sdnnl_success; i++) {
+		conv_arg* a = &p->args[i];
+		if (a->reorder && !a->output) {
+			sdnnl_exec_arg r[2] = {{SDNNL_ARG_FROM, a->user_mem}, {SDNNL_ARG_TO, a->prim_mem}};
+			status = dnnl.primitive_execute(a->reorder, s->stream, 2, r);
+		}
+	}
+	if (status == sdnnl_success) {
+		what = s->def->name;
+		status = dnnl.primitive_execute(p->prim, s->stream, n, args);
+	}
+	for (int i = 0; i < 3 && status == sdnnl_success; i++) {
+		conv_arg* a = &p->args[i];
+		if (a->reorder && a->output) {
+			what = "reorder";
+			sdnnl_exec_arg r[2] = {{SDNNL_ARG_FROM, a->prim_mem}, {SDNNL_ARG_TO, a->user_mem}};
+			status = dnnl.primitive_execute(a->reorder, s->stream, 2, r);
+		}
+	}
+	if (status == sdnnl_success) status = dnnl.stream_wait(s->stream);
+	scratch_put(&tmp);
+	if (status != sdnnl_success) return dnnl_error(what, status);
+	return NULL;
+}
+
+static OrtStatus* conv_compute(kernel_state* s, OrtKernelContext* ctx) {
+	const OrtValue *a, *b;
+	OrtStatus* st;
+	if ((st = ort_input(ctx, 0, &a)) || (st = ort_input(ctx, 1, &b))) return st;
+	int64_t ad[8], bd[8];
+	size_t an, bn;
+	if ((st = ort_shape(a, ad, 8, &an)) || (st = ort_shape(b, bd, 8, &bn))) return st;
+	if (an != 4 || bn != 4) return ort_error("%s: inputs of rank %zu and %zu, want 4 and 4", s->def->name, an, bn);
+	int64_t stride = s->attr[0], pad = s->attr[1];
+	conv_plan want = {0};
+	int64_t out[4];
+	switch (s->def->kind) {
+	case CONV_FORWARD: // X, W -> Y
+		want.n = ad[0], want.c = ad[1], want.h = ad[2], want.w = ad[3], want.o = bd[0], want.k = bd[2];
+		if (bd[1] != want.c || bd[3] != want.k)
+			return ort_error("ConvForward: weights [%lld,%lld,%lld,%lld] for input channels %lld; want [O,%lld,k,k]",
+				(long long)bd[0], (long long)bd[1], (long long)bd[2], (long long)bd[3], (long long)want.c, (long long)want.c);
+		break;
+	case CONV_BACKWARD_DATA: // dY, W -> dX
+		want.n = ad[0], want.o = ad[1], want.c = bd[1], want.k = bd[2], want.h = s->attr[2], want.w = s->attr[3];
+		if (bd[0] != want.o || bd[3] != want.k)
+			return ort_error("ConvBackwardData: weights [%lld,%lld,%lld,%lld] for dY of %lld channels",
+				(long long)bd[0], (long long)bd[1], (long long)bd[2], (long long)bd[3], (long long)want.o);
+		break;
+	default: // dY, X -> dW
+		want.n = ad[0], want.o = ad[1], want.c = bd[1], want.h = bd[2], want.w = bd[3], want.k = s->attr[2];
+		if (bd[0] != want.n)
+			return ort_error("ConvBackwardWeights: dY of batch %lld and X of batch %lld", (long long)want.n, (long long)bd[0]);
+	}
+	if (stride < 1 || pad < 0 || want.k < 1) return ort_error("%s: stride %lld, pad %lld, kernel %lld", s->def->name, (long long)stride, (long long)pad, (long long)want.k);
+	want.oh = (want.h + 2 * pad - want.k) / stride + 1;
+	want.ow = (want.w + 2 * pad - want.k) / stride + 1;
+	if (want.oh < 1 || want.ow < 1) return ort_error("%s: a %lldx%lld kernel leaves no output of a %lldx%lld input", s->def->name, (long long)want.k, (long long)want.k, (long long)want.h, (long long)want.w);
+	if (s->def->kind != CONV_FORWARD && (ad[2] != want.oh || ad[3] != want.ow))
+		return ort_error("%s: dY is %lldx%lld, the convolution of a %lldx%lld input gives %lldx%lld", s->def->name,
+			(long long)ad[2], (long long)ad[3], (long long)want.h, (long long)want.w, (long long)want.oh, (long long)want.ow);
+	switch (s->def->kind) {
+	case CONV_FORWARD:
+		out[0] = want.n, out[1] = want.o, out[2] = want.oh, out[3] = want.ow;
+		break;
+	case CONV_BACKWARD_DATA:
+		out[0] = want.n, out[1] = want.c, out[2] = want.h, out[3] = want.w;
+		break;
+	default:
+		out[0] = want.o, out[1] = want.c, out[2] = want.k, out[3] = want.k;
+	}
+	OrtValue* y;
+	if ((st = ort_output(ctx, 0, out, 4, &y))) return st;
+	void* data[3];
+	if ((st = ort_data(a, &data[0])) || (st = ort_data(b, &data[1])) || (st = ort_data(y, &data[2]))) return st;
+
+	pthread_mutex_lock(&s->mu);
+	conv_plan* p = &s->plan;
+	if (!p->valid || p->n != want.n || p->c != want.c || p->h != want.h || p->w != want.w || p->o != want.o || p->k != want.k) {
+		conv_plan_free(p);
+		*p = want;
+		st = conv_plan_build(s, p);
+	}
+	if (!st) st = conv_run(s, ctx, data);
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+// ---- The OrtCustomOp callbacks.
+
+static const simclr_op* as_op(const simclr_OrtCustomOp* op) { return (const simclr_op*)op; }
+
+static const char* op_name(const simclr_OrtCustomOp* op) { return as_op(op)->kernel->name; }
+static const char* op_provider(const simclr_OrtCustomOp* op) { (void)op; return "CPUExecutionProvider"; }
+static int op_float(const simclr_OrtCustomOp* op, size_t i) { (void)op, (void)i; return simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+static size_t op_inputs(const simclr_OrtCustomOp* op) { return (size_t)as_op(op)->kernel->inputs; }
+static size_t op_outputs(const simclr_OrtCustomOp* op) { return (size_t)as_op(op)->kernel->outputs; }
+static int op_required(const simclr_OrtCustomOp* op, size_t i) { (void)op, (void)i; return simclr_INPUT_OUTPUT_REQUIRED; }
+static int op_memory_type(const simclr_OrtCustomOp* op, size_t i) { (void)op, (void)i; return simclr_OrtMemTypeDefault; }
+static int op_one(const simclr_OrtCustomOp* op) { (void)op; return 1; }
+static int op_end_version(const simclr_OrtCustomOp* op) { (void)op; return 0x7fffffff; }
+static size_t op_no_pairs(int** a, int** b) { *a = NULL, *b = NULL; return 0; }
+static void op_release_pairs(int* a, int* b) { (void)a, (void)b; }
+
+static void kernel_destroy(void* k) {
+	kernel_state* s = k;
+	if (!s) return;
+	conv_plan_free(&s->plan);
+	if (s->stream) dnnl.stream_destroy(s->stream);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+static OrtStatus* kernel_create(const simclr_OrtCustomOp* op, const void* api, const OrtKernelInfo* info, void** out) {
+	(void)api;
+	const simclr_op* o = as_op(op);
+	kernel_state* s = calloc(1, sizeof *s);
+	if (!s) return ort_error("%s: out of memory", o->kernel->name);
+	s->def = o->kernel;
+	s->threads = o->threads;
+	pthread_mutex_init(&s->mu, NULL);
+	for (int i = 0; i < o->kernel->n_attrs; i++) {
+		OrtStatus* st = ORT_CALL(simclr_ort_KernelInfoGetAttribute_int64, OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*))(info, o->kernel->attrs[i], &s->attr[i]);
+		if (st) {
+			char msg[256];
+			simclr_native_status_message(st, msg, sizeof msg);
+			kernel_destroy(s);
+			return ort_error("%s needs the int attribute %s: %s", o->kernel->name, o->kernel->attrs[i], msg);
+		}
+	}
+	int status = dnnl.stream_create(&s->stream, engine, sdnnl_stream_default_flags);
+	if (status != sdnnl_success) {
+		kernel_destroy(s);
+		return dnnl_error("dnnl_stream_create", status);
+	}
+	*out = s;
+	return NULL;
+}
+
+static OrtStatus* kernel_compute(void* k, OrtKernelContext* ctx) {
+	kernel_state* s = k;
+	return conv_compute(s, ctx);
+}
+
+simclr_op* simclr_native_op(const char* name, int threads) {
+	const simclr_kernel* kernel = NULL;
+	for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+		if (strcmp(kernels[i].name, name) == 0) kernel = &kernels[i];
+	if (!kernel) return NULL;
+	simclr_op* op = calloc(1, sizeof *op);
+	if (!op) return NULL;
+	op->kernel = kernel;
+	op->threads = threads;
+	simclr_OrtCustomOp* b = &op->base;
+	b->version = SIMCLR_ORT_API_VERSION;
+	b->GetName = op_name;
+	b->GetExecutionProviderType = op_provider;
+	b->GetInputType = op_float;
+	b->GetInputTypeCount = op_inputs;
+	b->GetOutputType = op_float;
+	b->GetOutputTypeCount = op_outputs;
+	b->KernelDestroy = kernel_destroy;
+	b->GetInputCharacteristic = op_required;
+	b->GetOutputCharacteristic = op_required;
+	b->GetInputMemoryType = op_memory_type;
+	b->GetVariadicInputMinArity = op_one;
+	b->GetVariadicInputHomogeneity = op_one;
+	b->GetVariadicOutputMinArity = op_one;
+	b->GetVariadicOutputHomogeneity = op_one;
+	b->CreateKernelV2 = kernel_create;
+	b->KernelComputeV2 = kernel_compute;
+	b->GetStartVersion = op_one;
+	b->GetEndVersion = op_end_version;
+	b->GetMayInplace = op_no_pairs;
+	b->ReleaseMayInplace = op_release_pairs;
+	b->GetAliasMap = op_no_pairs;
+	b->ReleaseAliasMap = op_release_pairs;
+	return op;
+}
+
+void simclr_native_op_free(simclr_op* op) { free(op); }
+int simclr_native_op_inputs(const simclr_op* op) { return op->kernel->inputs; }
+int simclr_native_op_outputs(const simclr_op* op) { return op->kernel->outputs; }
+int simclr_native_op_attrs(const simclr_op* op) { return op->kernel->n_attrs; }
+const char* simclr_native_op_attr(const simclr_op* op, int i) { return op->kernel->attrs[i]; }
