@@ -28,6 +28,9 @@ const (
 	// maxElems bounds a tensor's element count so that its byte length
 	// fits an int.
 	maxElems = math.MaxInt / 4
+	// streamChunk is the most float32 values Decode allocates for a tensor
+	// before they arrive.
+	streamChunk = 1 << 20
 )
 
 // castagnoli is the CRC-32C table; crc32 uses the CPU's CRC instructions
@@ -449,9 +452,21 @@ func decode(r io.Reader, size int64, name string) (*Checkpoint, error) {
 		scratch = make([]byte, 64<<10)
 	}
 	read := func(kind string, e entry) ([]float32, error) {
-		d := make([]float32, e.Bytes/4)
-		if err := readFloats(cr, d, scratch); err != nil {
-			return nil, readErr(name, "the values of "+kind+" "+e.Name, cr.n, err)
+		// Load checked the header against the file's size; a stream of
+		// unknown length gets a tensor's memory as its values arrive, so
+		// that a header claiming more than the input holds cannot take it.
+		n := int(e.Bytes / 4)
+		chunk := n
+		if size < 0 {
+			chunk = min(n, streamChunk)
+		}
+		d := make([]float32, 0, chunk)
+		for len(d) < n {
+			k := min(n-len(d), max(chunk, len(d)))
+			d = slices.Grow(d, k)[:len(d)+k]
+			if err := readFloats(cr, d[len(d)-k:], scratch); err != nil {
+				return nil, readErr(name, "the values of "+kind+" "+e.Name, cr.n, err)
+			}
 		}
 		return d, nil
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"hash/crc32"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -34,9 +36,9 @@ func withChecksums(js, data []byte) []byte {
 }
 
 // consistent returns the header js with every tensor's byte length and
-// offset and the data length recomputed from the shapes, so that a
-// mutated shape reaches the reading of the tensors; ok is false when js is
-// not a header.
+// offset and the data length recomputed from the shapes, and the optimizer
+// slots' names and shapes the parameters', so that a mutated shape reaches
+// the reading of the tensors; ok is false when js is not a header.
 func consistent(js []byte) (out []byte, ok bool) {
 	var h header
 	if json.Unmarshal(js, &h) != nil {
@@ -56,6 +58,9 @@ func consistent(js []byte) (out []byte, ok bool) {
 	fix(h.Params)
 	fix(h.Buffers)
 	for _, es := range h.Optimizer.Slots {
+		for i := range min(len(es), len(h.Params)) {
+			es[i].Name, es[i].Shape = h.Params[i].Name, h.Params[i].Shape
+		}
 		fix(es)
 	}
 	h.DataBytes = off
@@ -84,6 +89,20 @@ func FuzzDecodeHeader(f *testing.F) {
 			f.Fatalf("seed %q: %v", kind, err)
 		}
 		f.Add(js, data)
+		// A buffer claiming 2^28 values with the data of 6 (review found
+		// Decode allocated the claim; see TestDecodeClaimedSize).
+		var h header
+		if err := json.Unmarshal(js, &h); err != nil {
+			f.Fatal(err)
+		}
+		h.Buffers[1].Shape = []int64{1 << 28}
+		claim, err := json.Marshal(h)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if claim, ok := consistent(claim); ok {
+			f.Add(claim, data)
+		}
 	}
 	f.Fuzz(func(t *testing.T, js, data []byte) {
 		inputs := [][]byte{withChecksums(js, data)}
@@ -111,4 +130,51 @@ func FuzzDecodeHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeClaimedSize: a stream whose checksummed header claims tensors
+// far larger than the stream (a buggy or deliberate writer) is an error
+// that says it is truncated, and takes memory in proportion to the bytes
+// that arrived, not to the claim: Decode of 2.3 KB claiming a 1 GiB buffer
+// allocated the 1 GiB, and a larger claim could end the process.
+func TestDecodeClaimedSize(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Encode(&buf, sample(t, "lars", 2)); err != nil {
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	hlen := binary.LittleEndian.Uint32(file[12:])
+	data := file[prefixLen+hlen : len(file)-trailerLen]
+	for _, tc := range []struct {
+		claim int64
+		want  string
+	}{
+		{1 << 28, "truncated"},
+		{1 << 40, "truncated"},
+		{maxElems / 8, "truncated"},
+		{maxElems, "ends beyond any file"},
+	} {
+		claim := tc.claim
+		var h header
+		if err := json.Unmarshal(file[prefixLen:prefixLen+hlen], &h); err != nil {
+			t.Fatal(err)
+		}
+		h.Buffers[1].Shape = []int64{claim}
+		js, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ = consistent(js)
+		in := withChecksums(js, data)
+		for _, size := range []int64{int64(len(in)), -1} {
+			var err error
+			grew := allocated(func() { _, err = decode(bytes.NewReader(in), size, "claim.ckpt") })
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("claim of %d values, size %d: error %v, want one matching ErrCorrupt containing %q", claim, size, err, tc.want)
+			}
+			if limit := uint64(16 << 20); grew > limit {
+				t.Errorf("claim of %d values, size %d: decoding %d bytes allocated %d MB", claim, size, len(in), grew>>20)
+			}
+		}
+	}
 }
