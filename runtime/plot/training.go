@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -54,6 +55,26 @@ func Training(m *Metrics, title string) (Figure, error) {
 		}
 		if stepSum > 0 {
 			panels[3].Title.Text = fmt.Sprintf("%.2g%% of the step time waited for data", 100*waitSum/stepSum)
+		}
+		// A few slow steps (the first waits for the loader to start) would
+		// flatten the rest against 0: the scale ends above the 99th
+		// percentile, and the title names the steps off it.
+		if n := len(wait); n >= 20 {
+			v := make([]float64, n)
+			for i := range wait {
+				v[i] = wait[i].Y
+			}
+			slices.Sort(v)
+			if top, p99 := v[n-1], v[n*99/100]; p99 > 0 && top > 5*p99 {
+				panels[3].Y.Max = 1.5 * p99
+				var off []string
+				for _, w := range wait {
+					if w.Y > panels[3].Y.Max && len(off) < 3 {
+						off = append(off, fmt.Sprintf("step %d: %.3g ms", int64(w.X), w.Y))
+					}
+				}
+				panels[3].Title.Text += "; off the scale: " + strings.Join(off, ", ")
+			}
 		}
 		if n := len(loss); n > 0 {
 			tail := loss[max(0, n-window):]
