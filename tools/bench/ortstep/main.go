@@ -4,7 +4,7 @@
 // running-statistics swap; the counterpart of tools/bench/torch_step.py. With -profile it also writes
 // ONNX Runtime's profile and prints the costliest node types.
 //
-// Usage: go run ./tools/bench/ortstep -arch resnet18 -stem cifar -image-size 32 -pairs 64 -threads 2 [-json] [-profile DIR]
+// Usage: go run ./tools/bench/ortstep -arch resnet18 -stem cifar -image-size 32 -pairs 64 -threads 2 [-kernels onnx|native] [-json] [-profile DIR]
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/gen"
+	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/optim"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
@@ -34,6 +35,12 @@ type result struct {
 	ORTVersion  string    `json:"ort_version"`
 	SetupS      float64   `json:"setup_s"`
 	TopNodeType []opTime  `json:"top_node_types,omitempty"`
+	Kernels     string    `json:"kernels"`
+	// CPUS is the median CPU time (user + system, every thread) of a
+	// step: on a shared machine it tells the work from the wait.
+	CPUS       []float64 `json:"cpu_s"`
+	MedianCPUS float64   `json:"median_cpu_s"`
+	NativeInfo string    `json:"native_info,omitempty"`
 }
 
 type opTime struct {
@@ -57,23 +64,24 @@ func main() {
 	profile := flag.String("profile", "", "write ONNX Runtime's profile into this directory and print the top node types")
 	ortLib := flag.String("ort-lib", "", "ONNX Runtime shared library")
 	noArena := flag.Bool("no-arena", false, "turn ONNX Runtime's CPU memory arena off")
+	kernels := flag.String("kernels", simclr.KernelsONNX, "onnx (standard ONNX ops) or native (oneDNN kernels of the custom-op domain)")
 	flag.Parse()
-	if err := run(cfg.Defaults(), *threads, *warmup, *iters, *asJSON, *profile, *ortLib, *noArena); err != nil {
+	if err := run(cfg.Defaults(), *threads, *warmup, *iters, *asJSON, *profile, *ortLib, *noArena, *kernels); err != nil {
 		fmt.Fprintln(os.Stderr, "ortstep:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string, noArena bool) error {
+func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string, noArena bool, kernels string) error {
 	if err := ort.Init(ortLib); err != nil {
 		return err
 	}
 	start := time.Now()
-	built, err := gen.Build(cfg)
+	built, err := gen.BuildWith(cfg, simclr.Options{Kernels: kernels})
 	if err != nil {
 		return err
 	}
-	opts := ort.Options{IntraOpThreads: threads, NoArena: noArena}
+	opts := ort.Options{IntraOpThreads: threads, NoArena: noArena, NativeKernels: kernels == simclr.KernelsNative}
 	if profile != "" {
 		if err := os.MkdirAll(profile, 0o755); err != nil {
 			return err
@@ -96,9 +104,9 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 	}
 	lars := optim.NewLARS(sizes, excluded, optim.LARSConfig{})
 	lr := 0.3 * float64(cfg.Pairs) / 256
-	res := result{Config: cfg.Name(), ORTVersion: ort.Version(), SetupS: time.Since(start).Seconds()}
+	res := result{Config: cfg.Name(), ORTVersion: ort.Version(), SetupS: time.Since(start).Seconds(), Kernels: kernels}
 	for i := 0; i < warmup+iters; i++ {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		if _, err := md.Run(); err != nil {
 			return err
 		}
@@ -106,6 +114,12 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 		md.CommitRunningStats()
 		if i >= warmup {
 			res.StepTimes = append(res.StepTimes, time.Since(t0).Seconds())
+			res.CPUS = append(res.CPUS, cpuTime()-c0)
+		}
+	}
+	if opts.NativeKernels {
+		if res.NativeInfo, err = ort.NativeKernelsInfo(); err != nil {
+			return err
 		}
 	}
 	if err := md.Close(); err != nil {
@@ -118,6 +132,7 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 		res.MedianS = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
 	}
 	res.PairsPerS = float64(cfg.Pairs) / res.MedianS
+	res.MedianCPUS = median(res.CPUS)
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		res.PeakRSSMiB = float64(ru.Maxrss) / 1024
@@ -132,12 +147,36 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	fmt.Printf("%s: median step %.3f s, %.1f pairs/s, peak RSS %.0f MiB (ONNX Runtime %s, %d threads)\n",
-		res.Config, res.MedianS, res.PairsPerS, res.PeakRSSMiB, res.ORTVersion, threads)
+	fmt.Printf("%s: median step %.3f s (CPU %.3f s), %.1f pairs/s, peak RSS %.0f MiB (ONNX Runtime %s, %d threads, %s kernels)\n",
+		res.Config, res.MedianS, res.MedianCPUS, res.PairsPerS, res.PeakRSSMiB, res.ORTVersion, threads, kernels)
+	if res.NativeInfo != "" {
+		fmt.Println("  " + res.NativeInfo)
+	}
 	for _, o := range res.TopNodeType {
 		fmt.Printf("  %-20s %5.1f%%  %8.1f ms/step  %4d nodes\n", o.OpType, 100*o.Share, o.MsStep, o.Count)
 	}
 	return nil
+}
+
+// cpuTime is the process's user and system time so far, in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // summariseProfile reads the newest profile with the prefix and sums kernel
