@@ -29,6 +29,7 @@ type plotOptions struct {
 	resize             bool
 	runtime            runtimeFlags
 	out                string
+	dpi                int
 	args               []string
 	embeddingsOrLabels bool
 }
@@ -50,6 +51,7 @@ func plotFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the choice of query images")
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	addRuntimeFlags(fs, &o.runtime)
+	fs.IntVar(&o.dpi, "dpi", plot.DPI, "resolution of the PNG file in dots per inch (96 makes files about half the size)")
 	fs.StringVar(&o.out, "out", "", "output path without extension; .png and .svg are written (default: RUNDIR/training, FILE.pca, or neighbours in the current directory)")
 	return func(ctx context.Context) error {
 		o.args = fs.Args()
@@ -97,7 +99,7 @@ func plotRun(o plotOptions) error {
 	if out == "" {
 		out = filepath.Join(dir, "training")
 	}
-	return saved(plot.Save(fig, out))
+	return saved(plot.Save(fig, out, o.dpi))
 }
 
 // plotEmbeddings draws the PCA map of an embed .npy file.
@@ -141,7 +143,7 @@ func plotEmbeddings(o plotOptions) error {
 	if out == "" {
 		out = strings.TrimSuffix(o.embeddings, ".npy") + ".pca"
 	}
-	return saved(plot.Save(fig, out))
+	return saved(plot.Save(fig, out, o.dpi))
 }
 
 // classNames are the legend's names: --classes, else --data's.
@@ -229,7 +231,7 @@ func plotNeighbours(o plotOptions) error {
 	if out == "" {
 		out = "neighbours"
 	}
-	return saved(plot.Save(fig, out))
+	return saved(plot.Save(fig, out, o.dpi))
 }
 
 // pickQueries takes n test images in a seeded random order, one of each

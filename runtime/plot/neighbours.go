@@ -127,7 +127,6 @@ func NeighbourGrid(rows []NeighbourRow, classes []string, title string) (Figure,
 		}
 		return fmt.Sprintf("class %d", l)
 	}
-	px := int(math.Ceil(float64(cell / vg.Inch * DPI))) // image side in PNG pixels
 	width := 2*margin + vg.Length(k+1)*(cell+gap) + gutter
 	height := head + vg.Length(len(rows))*(cell+caption+rowGap) + margin/2
 	fig := Figure{Width: width, Height: height}
@@ -155,7 +154,7 @@ func NeighbourGrid(rows []NeighbourRow, classes []string, title string) (Figure,
 		capSim := textStyle(7, color.Gray{Y: 0x66}, draw.XCenter)
 		for r, row := range rows {
 			y := top - head - vg.Length(r)*(cell+caption+rowGap) - cell // image bottom
-			drawCell(dc, row.Query, colX(0), y, cell, px, queryColour, 2)
+			drawCell(dc, row.Query, colX(0), y, cell, queryColour, 2)
 			capName.Color = queryColour
 			dc.FillText(capName, vg.Point{X: colX(0) + cell/2, Y: y - 0.11*vg.Inch}, name(row.QueryLabel))
 			for c, img := range row.Images {
@@ -164,7 +163,7 @@ func NeighbourGrid(rows []NeighbourRow, classes []string, title string) (Figure,
 					frame = sameColour
 				}
 				x := colX(c + 1)
-				drawCell(dc, img, x, y, cell, px, frame, 1.5)
+				drawCell(dc, img, x, y, cell, frame, 1.5)
 				capName.Color = frame
 				dc.FillText(capName, vg.Point{X: x + cell/2, Y: y - 0.11*vg.Inch}, name(row.Labels[c]))
 				dc.FillText(capSim, vg.Point{X: x + cell/2, Y: y - 0.23*vg.Inch}, fmt.Sprintf("%.3f", row.Similarity[c]))
@@ -174,13 +173,19 @@ func NeighbourGrid(rows []NeighbourRow, classes []string, title string) (Figure,
 	return fig, nil
 }
 
-// drawCell draws img in the square of side size at (x, y), scaled up by
-// nearest neighbour to about px pixels (small images stay sharp), with a
-// frame of the given colour and width in points.
-func drawCell(dc draw.Canvas, img image.Image, x, y, size vg.Length, px int, frame color.Color, lineWidth float64) {
+// drawCell draws img in the square of side size at (x, y), scaled by
+// nearest neighbour (small images stay sharp) to the square's pixels on a
+// raster canvas, or at least svgPixels on a vector one, with a frame of the
+// given colour and width in points.
+func drawCell(dc draw.Canvas, img image.Image, x, y, size vg.Length, frame color.Color, lineWidth float64) {
 	b := img.Bounds()
-	if f := px / max(b.Dx(), b.Dy()); f > 1 {
-		big := image.NewRGBA(image.Rect(0, 0, b.Dx()*f, b.Dy()*f))
+	side := max(b.Dx(), b.Dy())
+	target := side * max(1, (svgPixels+side-1)/side)
+	if r, ok := dc.Canvas.(interface{ DPI() float64 }); ok {
+		target = int(math.Round(size.Dots(r.DPI())))
+	}
+	if target > side {
+		big := image.NewRGBA(image.Rect(0, 0, b.Dx()*target/side, b.Dy()*target/side))
 		xdraw.NearestNeighbor.Scale(big, big.Bounds(), img, b, xdraw.Src, nil)
 		img = big
 	}
@@ -189,6 +194,10 @@ func drawCell(dc draw.Canvas, img image.Image, x, y, size vg.Length, px int, fra
 	sty := draw.LineStyle{Color: frame, Width: vg.Points(lineWidth)}
 	dc.StrokeLines(sty, []vg.Point{rect.Min, {X: rect.Max.X, Y: rect.Min.Y}, rect.Max, {X: rect.Min.X, Y: rect.Max.Y}, rect.Min})
 }
+
+// svgPixels is the least side in pixels of an image embedded in an SVG
+// file (the viewer scales it, smoothly: small images are enlarged first).
+const svgPixels = 112
 
 func ordinal(n int) string {
 	suffix := "th"

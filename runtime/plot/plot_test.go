@@ -144,7 +144,7 @@ func TestTrainingFigure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files, err := Save(fig, filepath.Join(t.TempDir(), "training.png"))
+			files, err := Save(fig, filepath.Join(t.TempDir(), "training.png"), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,11 +224,18 @@ func TestPCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := Save(fig, filepath.Join(t.TempDir(), "map"))
+	files, err := Save(fig, filepath.Join(t.TempDir(), "map"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	decodePNG(t, files[0], 8, 6.5)
+	small, err := Save(fig, filepath.Join(t.TempDir(), "small"), 72)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := decodePNG(t, small[0], 8*72/DPI, 6.5*72/DPI); img.Bounds().Dx() != 576 {
+		t.Errorf("at 72 dpi an 8-inch figure is %d pixels wide, want 576", img.Bounds().Dx())
+	}
 	svg, _ := os.ReadFile(files[1])
 	for _, want := range []string{"first", "second", "class 2", "PC1 ("} {
 		if !bytes.Contains(svg, []byte(want)) {
@@ -295,7 +302,7 @@ func TestNeighbourGrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := Save(fig, filepath.Join(t.TempDir(), "grid.svg"))
+	files, err := Save(fig, filepath.Join(t.TempDir(), "grid.svg"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
