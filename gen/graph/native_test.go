@@ -52,6 +52,12 @@ func nativeVJPCases() []gradcheck.Case {
 		nativeConv(graph.Shape{2, 4, 5, 6}, graph.Shape{3, 4, 1, 1}, 2, 0, native),
 		nativeConv(graph.Shape{3, 16, 1, 1}, graph.Shape{8, 16, 3, 3}, 1, 1, native),
 		nativeConv(graph.Shape{2, 32, 4, 4}, graph.Shape{32, 32, 3, 3}, 2, 1, native),
+		{Name: "MaxPoolForward k3 s2 p1", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 3, 7, 6}, Init: gradcheck.Distinct(3)}},
+			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.NativeMaxPool(in[0], 3, 2, 1) }),
+			Epsilon: 1e-3, Tolerance: tolLinear, NativeKernels: true},
+		{Name: "MaxPoolForward k2 s2 p0", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 2, 6, 5}, Init: gradcheck.Distinct(3)}},
+			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.NativeMaxPool(in[0], 2, 2, 0) }),
+			Epsilon: 1e-3, Tolerance: tolLinear, NativeKernels: true},
 		// The standard formulations behind a native forward.
 		nativeConv(graph.Shape{2, 3, 6, 5}, graph.Shape{4, 3, 3, 3}, 1, 1, standard),
 		nativeConv(graph.Shape{2, 3, 7, 6}, graph.Shape{4, 3, 3, 3}, 2, 1, standard),
@@ -196,5 +202,78 @@ func TestNativeConvMatchesStandard(t *testing.T) {
 	}
 	for _, name := range []string{"y", "dx", "dw"} {
 		t.Logf("worst %s (%s): %.2g of the scale, at %s", name, map[string]string{"y": "ConvForward", "dx": "ConvBackwardData", "dw": "ConvBackwardWeights"}[name], worst[name], worstCase[name])
+	}
+}
+
+// TestNativeMaxPoolMatchesStandard: MaxPoolForward gives MaxPool's output
+// and indices, ties included (first maximum in row-major order, as after a
+// ReLU's zeros), and MaxPoolBackward the scatter's gradient, exactly.
+func TestNativeMaxPoolMatchesStandard(t *testing.T) {
+	initNative(t)
+	for _, c := range []struct {
+		shape               graph.Shape
+		kernel, stride, pad int64
+		ties                bool
+	}{
+		{graph.Shape{2, 3, 14, 14}, 3, 2, 1, false},
+		{graph.Shape{2, 3, 14, 14}, 3, 2, 1, true},
+		{graph.Shape{3, 2, 7, 9}, 3, 2, 1, true},
+		{graph.Shape{1, 4, 5, 5}, 2, 1, 0, false},
+		{graph.Shape{2, 2, 1, 1}, 3, 2, 1, false},
+	} {
+		t.Run(fmt.Sprintf("%v k%d s%d p%d ties=%v", c.shape, c.kernel, c.stride, c.pad, c.ties), func(t *testing.T) {
+			run := func(native bool) map[string][]float32 {
+				g := graph.New("pool")
+				x := g.Input("x", graph.Float, c.shape)
+				var y *graph.Value
+				if native {
+					y = g.NativeMaxPool(x, c.kernel, c.stride, c.pad)
+				} else {
+					y = g.MaxPool(x, c.kernel, c.stride, c.pad, true)
+				}
+				r := rand.New(rand.NewPCG(5, 5))
+				weights := make([]float32, y.Shape().Size())
+				normal(r, weights)
+				loss := g.ReduceSum(g.Mul(y, g.ConstFloat(y.Shape(), weights)), []int64{0, 1, 2, 3}, false)
+				g.Output("y", y)
+				g.Output("indices", g.Cast(graph.MaxPoolIndices(y), graph.Float))
+				g.Output("dx", g.Gradients(loss, []*graph.Value{x})[0])
+				model, err := graph.Marshal(g.Model("test", nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := map[string][]float32{"x": make([]float32, c.shape.Size())}
+				normal(rand.New(rand.NewPCG(1, 1)), data["x"])
+				if c.ties {
+					for i := range data["x"] {
+						data["x"][i] = max(0, float32(math.Round(float64(data["x"][i]))))
+					}
+				}
+				ins := []ort.Binding{{Name: "x", Shape: c.shape, Data: data["x"]}}
+				var outs []ort.Binding
+				for _, v := range g.Outputs() {
+					data[v.Name()] = make([]float32, v.Shape().Size())
+					outs = append(outs, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
+				}
+				s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: 2, NativeKernels: native})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if err := s.Run(); err != nil {
+					t.Fatal(err)
+				}
+				return data
+			}
+			want, got := run(false), run(true)
+			for _, name := range []string{"y", "indices", "dx"} {
+				for i := range want[name] {
+					if got[name][i] != want[name][i] {
+						t.Errorf("%s[%d] = %v, MaxPool gives %v", name, i, got[name][i], want[name][i])
+						break
+					}
+				}
+			}
+		})
 	}
 }

@@ -425,7 +425,7 @@ func (g *Graph) patches(x *Value, s ConvShape, distinct bool) *Value {
 	return g.Reshape(u, Shape{s.InChannels * k * k, u.shape[2] * u.shape[3] * u.shape[4]})
 }
 
-// MaxPoolIndices is the indices output of the MaxPool that computed y
+// MaxPoolIndices is the indices output of the MaxPool (or NativeMaxPool) that computed y
 // (flat offsets into its input, as ONNX defines them), or nil when y is not
 // the output of a MaxPool built with indices.
 func MaxPoolIndices(y *Value) *Value {
@@ -433,8 +433,9 @@ func MaxPoolIndices(y *Value) *Value {
 	if n == nil || n.Outputs[0] != y || len(n.Outputs) < 2 {
 		return nil
 	}
-	if _, ok := n.Op.(maxPoolOp); !ok {
-		return nil
+	switch n.Op.(type) {
+	case maxPoolOp, nativeMaxPoolOp:
+		return n.Outputs[1]
 	}
-	return n.Outputs[1]
+	return nil
 }

@@ -71,7 +71,12 @@ func (n *net) relu(module string, x *graph.Value) *graph.Value {
 func (n *net) maxPool(module string, x *graph.Value) *graph.Value {
 	g := n.g
 	withIndices := n.mode == bnTrain && !g.MaxPoolGradByMask
-	y := g.MaxPool(x, 3, 2, 1, withIndices)
+	var y *graph.Value
+	if n.native && withIndices {
+		y = g.NativeMaxPool(x, 3, 2, 1)
+	} else {
+		y = g.MaxPool(x, 3, 2, 1, withIndices)
+	}
 	if size := x.Shape().Size(); size >= 1<<24 {
 		// Indices travel as float32, exact below 2^24.
 		if n.decisions != nil {

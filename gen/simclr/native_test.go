@@ -173,3 +173,22 @@ func TestNativeVariantNeedsTheOption(t *testing.T) {
 		t.Errorf("Kernels %q changed the default graph", KernelsONNX)
 	}
 }
+
+// TestNativeMutantsChangeTheGraph: the parity gate's mutants wrong the
+// native variant too (its convolutions' and poolings' rules included).
+func TestNativeMutantsChangeTheGraph(t *testing.T) {
+	cfg := graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 32, Pairs: 2}
+	plain, err := BuildWith(cfg, "test", Options{Kernels: KernelsNative})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range Mutants() {
+		b, err := BuildWith(cfg, "test", Options{Kernels: KernelsNative, Mutant: name})
+		if err != nil {
+			t.Fatalf("mutant %s: %v", name, err)
+		}
+		if bytes.Equal(b.Train, plain.Train) {
+			t.Errorf("mutant %s leaves the native training graph unchanged", name)
+		}
+	}
+}

@@ -6,9 +6,10 @@
 // names). A graph does not change between providers; only which kernels
 // exist does.
 //
-// Tensors are float32 and NCHW in and out; convolutions are 2-D with square
-// kernels, equal strides in both dimensions, symmetric padding, no bias,
-// group 1 and dilation 1. Every attribute is a required int64.
+// Tensors are NCHW, float32 unless an op lists them in Int64; convolutions
+// and poolings are 2-D with square kernels, equal strides in both
+// dimensions and symmetric padding; convolutions have no bias, group 1 and
+// dilation 1. Every attribute is a required int64.
 //
 // Op names never reuse a standard ONNX op's name: the generator's gradient
 // rules are found by op type in one table.
@@ -28,6 +29,9 @@ type Op struct {
 	Inputs, Outputs []string
 	// Attrs are the op's int64 attributes (all required).
 	Attrs []string
+	// Int64 names the inputs and outputs that are int64 tensors; the
+	// others are float32.
+	Int64 []string
 	// Doc says what the op computes.
 	Doc string
 }
@@ -61,5 +65,43 @@ var (
 	}
 )
 
+// The max pooling pair: ONNX's MaxPool with its Indices output, and the
+// gradient that scatters dY back through them.
+var (
+	// MaxPoolForward is ONNX MaxPool (kernel_shape [kernel,kernel],
+	// strides [stride,stride], pads [pad,pad,pad,pad]) with the Indices
+	// output: the flat offset into X (over N, C, H and W) of each window's
+	// maximum, its first in row-major order where several are equal.
+	MaxPoolForward = Op{
+		Name:    "MaxPoolForward",
+		Inputs:  []string{"X"},
+		Outputs: []string{"Y", "Indices"},
+		Attrs:   []string{"kernel", "stride", "pad"},
+		Int64:   []string{"Indices"},
+		Doc:     "Y[N,C,H',W'], Indices[N,C,H',W'] = MaxPool(X[N,C,H,W]), H' = (H + 2 pad - kernel)/stride + 1",
+	}
+	// MaxPoolBackward is the gradient of MaxPoolForward with respect to X.
+	MaxPoolBackward = Op{
+		Name:    "MaxPoolBackward",
+		Inputs:  []string{"dY", "Indices"},
+		Outputs: []string{"dX"},
+		Attrs:   []string{"input_height", "input_width"},
+		Int64:   []string{"Indices"},
+		Doc:     "dX[N,C,input_height,input_width] = 0, then dX.flat[Indices] += dY",
+	}
+)
+
 // Ops lists every op of the domain.
-func Ops() []Op { return []Op{ConvForward, ConvBackwardData, ConvBackwardWeights} }
+func Ops() []Op {
+	return []Op{ConvForward, ConvBackwardData, ConvBackwardWeights, MaxPoolForward, MaxPoolBackward}
+}
+
+// IsInt64 reports whether the op's tensor name is int64.
+func (o Op) IsInt64(name string) bool {
+	for _, n := range o.Int64 {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

@@ -12,6 +12,7 @@
 #include "native.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,6 +141,7 @@ static struct {
 	int (*memory_set_data_handle)(sdnnl_memory, void*);
 	int (*effective_cpu_isa)(void);
 	const char* (*cpu_isa2str)(int);
+	int (*sgemm)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
 	void (*omp_set_num_threads)(int);
 	int (*omp_get_max_threads)(void);
 } dnnl;
@@ -191,6 +193,7 @@ static const char* load_dnnl(const char* name) {
 	DLSYM(lib, memory_destroy, "dnnl_memory_destroy");
 	DLSYM(lib, memory_set_data_handle, "dnnl_memory_set_data_handle");
 	DLSYM(lib, effective_cpu_isa, "dnnl_get_effective_cpu_isa");
+	DLSYM(lib, sgemm, "dnnl_sgemm");
 	// Optional: the ISA's name (dnnl_debug.h) and OpenMP's thread count
 	// (libgomp, loaded with a oneDNN built for OpenMP).
 	*(void**)(&dnnl.cpu_isa2str) = dlsym(lib, "dnnl_cpu_isa2str");
@@ -294,21 +297,17 @@ typedef struct {
 	size_t scratch_bytes;
 } conv_plan;
 
+typedef struct kernel_state kernel_state;
+
 typedef struct simclr_kernel {
 	const char* name;
 	int kind;
 	int inputs, outputs;
+	int input_types[2], output_types[2];
 	int n_attrs;
 	const char* attrs[6];
+	OrtStatus* (*compute)(kernel_state* s, OrtKernelContext* ctx);
 } simclr_kernel;
-
-// The kernels, by op name; native.go checks them against the domain's
-// definition (internal/nativeop) before registering them.
-static const simclr_kernel kernels[] = {
-	{"ConvForward", CONV_FORWARD, 2, 1, 2, {"stride", "pad"}},
-	{"ConvBackwardData", CONV_BACKWARD_DATA, 2, 1, 4, {"stride", "pad", "input_height", "input_width"}},
-	{"ConvBackwardWeights", CONV_BACKWARD_WEIGHTS, 2, 1, 3, {"stride", "pad", "kernel"}},
-};
 
 struct simclr_op {
 	simclr_OrtCustomOp base; // first: ONNX Runtime holds a pointer to it
@@ -316,14 +315,14 @@ struct simclr_op {
 	int threads;
 };
 
-typedef struct {
+struct kernel_state {
 	const simclr_kernel* def;
 	int64_t attr[6];
 	int threads;
 	pthread_mutex_t mu;
 	sdnnl_stream stream;
 	conv_plan plan;
-} kernel_state;
+};
 
 static void conv_plan_free(conv_plan* p) {
 	if (p->prim) dnnl.primitive_destroy(p->prim);
@@ -506,6 +505,78 @@ static OrtStatus* conv_run(kernel_state* s, OrtKernelContext* ctx, void* data[3]
 	return NULL;
 }
 
+// ---- Convolutions of small maps as one dense matrix product.
+//
+// When the input map has at most half as many pixels as the kernel has
+// taps (Q = H*W <= k*k/2: 1x1 and 2x2 maps under a 3x3 kernel), the
+// convolution is computed as a dense layer from every input pixel to every
+// output pixel: Y[N, O*P] = X[N, C*Q] . Wd[O*P, C*Q]^T, where Wd[o,p,c,q] is
+// the tap of W that joins output pixel p to input pixel q (zero where none
+// does). That is N*O*C*P*Q multiply-adds against the N*O*C*P*k*k of the
+// direct convolution, which oneDNN spends in full on such maps (most taps
+// fall in the padding): on 1x1 maps 9 times fewer, on 2x2 maps 2.25 times.
+// The layouts are plain NCHW, so nothing is reordered either. The input
+// gradient is dX = dY . Wd, the weight gradient dWd = dY^T . X folded back
+// onto the taps.
+
+static int conv_dense(const conv_plan* p) { return p->k > 1 && 2 * p->h * p->w <= p->k * p->k; }
+
+// dense_tap is the kernel tap joining output pixel p to input pixel q, or -1.
+static int64_t dense_tap(const conv_plan* cp, int64_t stride, int64_t pad, int64_t p, int64_t q) {
+	int64_t ti = q / cp->w - (p / cp->ow) * stride + pad, tj = q % cp->w - (p % cp->ow) * stride + pad;
+	if (ti < 0 || ti >= cp->k || tj < 0 || tj >= cp->k) return -1;
+	return ti * cp->k + tj;
+}
+
+static OrtStatus* conv_dense_run(kernel_state* s, OrtKernelContext* ctx, conv_plan* cp, void* data[3]) {
+	int64_t stride = s->attr[0], pad = s->attr[1];
+	int64_t P = cp->oh * cp->ow, Q = cp->h * cp->w, kk = cp->k * cp->k;
+	int64_t rows = cp->o * P, cols = cp->c * Q;
+	scratch tmp;
+	OrtStatus* st = scratch_get(ctx, (size_t)(rows * cols + P * Q) * sizeof(float), &tmp);
+	if (st) return st;
+	float* wd = tmp.ptr;
+	int32_t* tap = (int32_t*)(wd + rows * cols); // tap[p*Q+q]
+	for (int64_t p = 0; p < P; p++)
+		for (int64_t q = 0; q < Q; q++) tap[p * Q + q] = (int32_t)dense_tap(cp, stride, pad, p, q);
+	if (dnnl.omp_set_num_threads && s->threads > 0) dnnl.omp_set_num_threads(s->threads);
+	int status;
+	if (s->def->kind != CONV_BACKWARD_WEIGHTS) {
+		const float* w = data[1];
+		for (int64_t o = 0; o < cp->o; o++)
+			for (int64_t c = 0; c < cp->c; c++) {
+				const float* taps = w + (o * cp->c + c) * kk;
+				float* out = wd + (o * P * cp->c + c) * Q;
+				for (int64_t p = 0; p < P; p++, out += cp->c * Q)
+					for (int64_t q = 0; q < Q; q++) {
+						int32_t t = tap[p * Q + q];
+						out[q] = t < 0 ? 0.0f : taps[t];
+					}
+			}
+		if (s->def->kind == CONV_FORWARD) // Y = X . Wd^T
+			status = dnnl.sgemm('N', 'T', cp->n, rows, cols, 1.0f, data[0], cols, wd, cols, 0.0f, data[2], rows);
+		else // dX = dY . Wd
+			status = dnnl.sgemm('N', 'N', cp->n, cols, rows, 1.0f, data[0], rows, wd, cols, 0.0f, data[2], cols);
+	} else { // dWd = dY^T . X, then each tap sums its (p, q) pairs
+		status = dnnl.sgemm('T', 'N', rows, cols, cp->n, 1.0f, data[0], rows, data[1], cols, 0.0f, wd, cols);
+		float* dw = data[2];
+		for (int64_t o = 0; o < cp->o; o++)
+			for (int64_t c = 0; c < cp->c; c++) {
+				float* taps = dw + (o * cp->c + c) * kk;
+				for (int64_t t = 0; t < kk; t++) taps[t] = 0.0f;
+				const float* in = wd + (o * P * cp->c + c) * Q;
+				for (int64_t p = 0; p < P; p++, in += cp->c * Q)
+					for (int64_t q = 0; q < Q; q++) {
+						int32_t t = tap[p * Q + q];
+						if (t >= 0) taps[t] += in[q];
+					}
+			}
+	}
+	scratch_put(&tmp);
+	if (status != sdnnl_success) return dnnl_error("dnnl_sgemm", status);
+	return NULL;
+}
+
 static OrtStatus* conv_compute(kernel_state* s, OrtKernelContext* ctx) {
 	const OrtValue *a, *b;
 	OrtStatus* st;
@@ -557,6 +628,10 @@ static OrtStatus* conv_compute(kernel_state* s, OrtKernelContext* ctx) {
 	void* data[3];
 	if ((st = ort_data(a, &data[0])) || (st = ort_data(b, &data[1])) || (st = ort_data(y, &data[2]))) return st;
 
+	if (conv_dense(&want)) {
+		note_impl("dense:dnnl_sgemm");
+		return conv_dense_run(s, ctx, &want, data);
+	}
 	pthread_mutex_lock(&s->mu);
 	conv_plan* p = &s->plan;
 	if (!p->valid || p->n != want.n || p->c != want.c || p->h != want.h || p->w != want.w || p->o != want.o || p->k != want.k) {
@@ -569,13 +644,135 @@ static OrtStatus* conv_compute(kernel_state* s, OrtKernelContext* ctx) {
 	return st;
 }
 
+// ---- Max pooling, on ONNX Runtime's intra-op threads.
+
+static OrtStatus* ort_parallel_for(OrtKernelContext* ctx, void (*fn)(void*, size_t), size_t total, void* user) {
+	return ORT_CALL(simclr_ort_KernelContext_ParallelFor, OrtStatus* (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*))(ctx, fn, total, 0, user);
+}
+
+typedef struct {
+	const float* x;
+	float* y;
+	const float* dy;
+	float* dx;
+	int64_t* idx;
+	const int64_t* cidx;
+	int64_t h, w, oh, ow, k, stride, pad;
+	int bad; // set by a plane whose index leaves it
+} pool_job;
+
+// pool_forward_plane pools plane i (one image's channel), keeping each
+// window's first maximum in row-major order as ONNX Runtime's MaxPool does.
+static void pool_forward_plane(void* user, size_t i) {
+	pool_job* j = user;
+	int64_t hw = j->h * j->w, base = (int64_t)i * hw, P = j->oh * j->ow;
+	const float* x = j->x + base;
+	float* y = j->y + (int64_t)i * P;
+	int64_t* idx = j->idx + (int64_t)i * P;
+	for (int64_t oy = 0; oy < j->oh; oy++) {
+		int64_t y0 = oy * j->stride - j->pad, ylo = y0 < 0 ? 0 : y0, yhi = y0 + j->k < j->h ? y0 + j->k : j->h;
+		for (int64_t ox = 0; ox < j->ow; ox++) {
+			int64_t x0 = ox * j->stride - j->pad, xlo = x0 < 0 ? 0 : x0, xhi = x0 + j->k < j->w ? x0 + j->k : j->w;
+			float best = -INFINITY;
+			int64_t at = -1;
+			for (int64_t r = ylo; r < yhi; r++)
+				for (int64_t c = xlo; c < xhi; c++) {
+					float v = x[r * j->w + c];
+					if (at < 0 || v > best) best = v, at = r * j->w + c;
+				}
+			y[oy * j->ow + ox] = best;
+			idx[oy * j->ow + ox] = base + at;
+		}
+	}
+}
+
+static void pool_backward_plane(void* user, size_t i) {
+	pool_job* j = user;
+	int64_t hw = j->h * j->w, base = (int64_t)i * hw, P = j->oh * j->ow;
+	const float* dy = j->dy + (int64_t)i * P;
+	const int64_t* idx = j->cidx + (int64_t)i * P;
+	float* dx = j->dx + base;
+	memset(dx, 0, (size_t)hw * sizeof(float));
+	for (int64_t q = 0; q < P; q++) {
+		int64_t at = idx[q] - base;
+		if (at < 0 || at >= hw) {
+			j->bad = 1;
+			continue;
+		}
+		dx[at] += dy[q];
+	}
+}
+
+enum { POOL_FORWARD = 10, POOL_BACKWARD };
+
+static OrtStatus* pool_compute(kernel_state* s, OrtKernelContext* ctx) {
+	const OrtValue* a;
+	OrtStatus* st;
+	if ((st = ort_input(ctx, 0, &a))) return st;
+	int64_t d[8];
+	size_t n;
+	if ((st = ort_shape(a, d, 8, &n))) return st;
+	if (n != 4) return ort_error("%s: input of rank %zu, want 4", s->def->name, n);
+	pool_job j = {0};
+	void* data;
+	if ((st = ort_data(a, &data))) return st;
+	size_t planes = (size_t)(d[0] * d[1]);
+	if (s->def->kind == POOL_FORWARD) {
+		j.k = s->attr[0], j.stride = s->attr[1], j.pad = s->attr[2];
+		j.h = d[2], j.w = d[3];
+		if (j.k < 1 || j.stride < 1 || j.pad < 0 || j.pad >= j.k)
+			return ort_error("MaxPoolForward: kernel %lld, stride %lld, pad %lld", (long long)j.k, (long long)j.stride, (long long)j.pad);
+		j.oh = (j.h + 2 * j.pad - j.k) / j.stride + 1;
+		j.ow = (j.w + 2 * j.pad - j.k) / j.stride + 1;
+		if (j.oh < 1 || j.ow < 1) return ort_error("MaxPoolForward: a %lld kernel leaves no output of %lldx%lld", (long long)j.k, (long long)j.h, (long long)j.w);
+		int64_t out[4] = {d[0], d[1], j.oh, j.ow};
+		OrtValue *y, *idx;
+		void *yd, *id;
+		if ((st = ort_output(ctx, 0, out, 4, &y)) || (st = ort_output(ctx, 1, out, 4, &idx)) || (st = ort_data(y, &yd)) ||
+				(st = ort_data(idx, &id)))
+			return st;
+		j.x = data, j.y = yd, j.idx = id;
+		return ort_parallel_for(ctx, pool_forward_plane, planes, &j);
+	}
+	const OrtValue* b;
+	int64_t e[8];
+	size_t m;
+	if ((st = ort_input(ctx, 1, &b)) || (st = ort_shape(b, e, 8, &m))) return st;
+	if (m != 4 || e[0] != d[0] || e[1] != d[1] || e[2] != d[2] || e[3] != d[3])
+		return ort_error("MaxPoolBackward: dY [%lld,%lld,%lld,%lld] and Indices of another shape", (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3]);
+	j.h = s->attr[0], j.w = s->attr[1], j.oh = d[2], j.ow = d[3];
+	int64_t out[4] = {d[0], d[1], j.h, j.w};
+	OrtValue* dx;
+	void *dxd, *id;
+	if ((st = ort_output(ctx, 0, out, 4, &dx)) || (st = ort_data(dx, &dxd)) || (st = ort_data(b, &id))) return st;
+	j.dy = data, j.dx = dxd, j.cidx = id;
+	if ((st = ort_parallel_for(ctx, pool_backward_plane, planes, &j))) return st;
+	if (j.bad) return ort_error("MaxPoolBackward: an index points outside its image's channel of the %lldx%lld input", (long long)j.h, (long long)j.w);
+	return NULL;
+}
+
+// The kernels, by op name; native.go checks them against the domain's
+// definition (internal/nativeop) before registering them.
+#define F simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+#define I64 simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64
+static const simclr_kernel kernels[] = {
+	{"ConvForward", CONV_FORWARD, 2, 1, {F, F}, {F}, 2, {"stride", "pad"}, conv_compute},
+	{"ConvBackwardData", CONV_BACKWARD_DATA, 2, 1, {F, F}, {F}, 4, {"stride", "pad", "input_height", "input_width"}, conv_compute},
+	{"ConvBackwardWeights", CONV_BACKWARD_WEIGHTS, 2, 1, {F, F}, {F}, 3, {"stride", "pad", "kernel"}, conv_compute},
+	{"MaxPoolForward", POOL_FORWARD, 1, 2, {F}, {F, I64}, 3, {"kernel", "stride", "pad"}, pool_compute},
+	{"MaxPoolBackward", POOL_BACKWARD, 2, 1, {F, I64}, {F}, 2, {"input_height", "input_width"}, pool_compute},
+};
+#undef F
+#undef I64
+
 // ---- The OrtCustomOp callbacks.
 
 static const simclr_op* as_op(const simclr_OrtCustomOp* op) { return (const simclr_op*)op; }
 
 static const char* op_name(const simclr_OrtCustomOp* op) { return as_op(op)->kernel->name; }
 static const char* op_provider(const simclr_OrtCustomOp* op) { (void)op; return "CPUExecutionProvider"; }
-static int op_float(const simclr_OrtCustomOp* op, size_t i) { (void)op, (void)i; return simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+static int op_input_type(const simclr_OrtCustomOp* op, size_t i) { return as_op(op)->kernel->input_types[i]; }
+static int op_output_type(const simclr_OrtCustomOp* op, size_t i) { return as_op(op)->kernel->output_types[i]; }
 static size_t op_inputs(const simclr_OrtCustomOp* op) { return (size_t)as_op(op)->kernel->inputs; }
 static size_t op_outputs(const simclr_OrtCustomOp* op) { return (size_t)as_op(op)->kernel->outputs; }
 static int op_required(const simclr_OrtCustomOp* op, size_t i) { (void)op, (void)i; return simclr_INPUT_OUTPUT_REQUIRED; }
@@ -622,7 +819,7 @@ static OrtStatus* kernel_create(const simclr_OrtCustomOp* op, const void* api, c
 
 static OrtStatus* kernel_compute(void* k, OrtKernelContext* ctx) {
 	kernel_state* s = k;
-	return conv_compute(s, ctx);
+	return s->def->compute(s, ctx);
 }
 
 simclr_op* simclr_native_op(const char* name, int threads) {
@@ -638,9 +835,9 @@ simclr_op* simclr_native_op(const char* name, int threads) {
 	b->version = SIMCLR_ORT_API_VERSION;
 	b->GetName = op_name;
 	b->GetExecutionProviderType = op_provider;
-	b->GetInputType = op_float;
+	b->GetInputType = op_input_type;
 	b->GetInputTypeCount = op_inputs;
-	b->GetOutputType = op_float;
+	b->GetOutputType = op_output_type;
 	b->GetOutputTypeCount = op_outputs;
 	b->KernelDestroy = kernel_destroy;
 	b->GetInputCharacteristic = op_required;
@@ -665,4 +862,6 @@ void simclr_native_op_free(simclr_op* op) { free(op); }
 int simclr_native_op_inputs(const simclr_op* op) { return op->kernel->inputs; }
 int simclr_native_op_outputs(const simclr_op* op) { return op->kernel->outputs; }
 int simclr_native_op_attrs(const simclr_op* op) { return op->kernel->n_attrs; }
+int simclr_native_op_input_type(const simclr_op* op, int i) { return op->kernel->input_types[i]; }
+int simclr_native_op_output_type(const simclr_op* op, int i) { return op->kernel->output_types[i]; }
 const char* simclr_native_op_attr(const simclr_op* op, int i) { return op->kernel->attrs[i]; }

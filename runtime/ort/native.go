@@ -144,11 +144,29 @@ func nativeOp(def nativeop.Op, threads int) (*C.simclr_op, error) {
 	for i := range attrs {
 		attrs[i] = C.GoString(C.simclr_native_op_attr(op, C.int(i)))
 	}
-	if int(C.simclr_native_op_inputs(op)) != len(def.Inputs) || int(C.simclr_native_op_outputs(op)) != len(def.Outputs) ||
-		!slices.Equal(attrs, def.Attrs) {
+	types := func(n int, typ func(int) C.int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = map[C.int]string{C.simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: "float32", C.simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: "int64"}[typ(i)]
+		}
+		return out
+	}
+	want := func(names []string) []string {
+		out := make([]string, len(names))
+		for i, n := range names {
+			out[i] = "float32"
+			if def.IsInt64(n) {
+				out[i] = "int64"
+			}
+		}
+		return out
+	}
+	ins := types(int(C.simclr_native_op_inputs(op)), func(i int) C.int { return C.simclr_native_op_input_type(op, C.int(i)) })
+	outs := types(int(C.simclr_native_op_outputs(op)), func(i int) C.int { return C.simclr_native_op_output_type(op, C.int(i)) })
+	if !slices.Equal(ins, want(def.Inputs)) || !slices.Equal(outs, want(def.Outputs)) || !slices.Equal(attrs, def.Attrs) {
 		C.simclr_native_op_free(op)
-		return nil, fmt.Errorf("ort: the CPU kernel of %s takes %d inputs, %d outputs and attributes %v; internal/nativeop defines %d, %d and %v",
-			def.Name, int(C.simclr_native_op_inputs(op)), int(C.simclr_native_op_outputs(op)), attrs, len(def.Inputs), len(def.Outputs), def.Attrs)
+		return nil, fmt.Errorf("ort: the CPU kernel of %s takes inputs %v, outputs %v and attributes %v; internal/nativeop defines %v, %v and %v",
+			def.Name, ins, outs, attrs, want(def.Inputs), want(def.Outputs), def.Attrs)
 	}
 	return op, nil
 }
@@ -268,6 +286,7 @@ func nativeAPIPositions() map[string]int {
 		"ReleaseCustomOpDomain":         C.simclr_ort_ReleaseCustomOpDomain,
 		"ReleaseAllocator":              C.simclr_ort_ReleaseAllocator,
 		"KernelContext_GetAllocator":    C.simclr_ort_KernelContext_GetAllocator,
+		"KernelContext_ParallelFor":     C.simclr_ort_KernelContext_ParallelFor,
 	}
 }
 
@@ -288,6 +307,7 @@ func nativeEnums() map[string]int {
 	return map[string]int{
 		"ORT_FAIL":                            C.simclr_ORT_FAIL,
 		"ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT": C.simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+		"ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64": C.simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
 		"OrtArenaAllocator":                   C.simclr_OrtArenaAllocator,
 		"OrtMemTypeDefault":                   C.simclr_OrtMemTypeDefault,
 		"INPUT_OUTPUT_REQUIRED":               C.simclr_INPUT_OUTPUT_REQUIRED,

@@ -60,12 +60,14 @@ enum {
 	simclr_ort_ReleaseCustomOpDomain = 101,
 	simclr_ort_ReleaseAllocator = 132,
 	simclr_ort_KernelContext_GetAllocator = 253,
+	simclr_ort_KernelContext_ParallelFor = 274,
 };
 
 // Enumerators of onnxruntime_c_api.h.
 enum {
 	simclr_ORT_FAIL = 1,                            // OrtErrorCode
 	simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT = 1, // ONNXTensorElementDataType
+	simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 = 7,
 	simclr_OrtArenaAllocator = 1,                   // OrtAllocatorType
 	simclr_OrtMemTypeDefault = 0,                   // OrtMemType
 	simclr_INPUT_OUTPUT_REQUIRED = 0,               // OrtCustomOpInputOutputCharacteristic
@@ -188,6 +190,9 @@ void simclr_native_op_free(simclr_op* op);
 // definition: input and output counts and the attribute names.
 int simclr_native_op_inputs(const simclr_op* op);
 int simclr_native_op_outputs(const simclr_op* op);
+// The ONNX element type of input or output i (1 float, 7 int64).
+int simclr_native_op_input_type(const simclr_op* op, int i);
+int simclr_native_op_output_type(const simclr_op* op, int i);
 int simclr_native_op_attrs(const simclr_op* op);
 const char* simclr_native_op_attr(const simclr_op* op, int i);
 
