@@ -24,6 +24,11 @@ type JSONLWriter struct {
 	f    *os.File
 	path string
 	buf  []byte
+	size int64 // of the file after the last complete record
+	// Dropped is the size in bytes of a torn last line (the end of a file
+	// whose writer died or failed mid-record) that OpenJSONL removed; 0
+	// when the file ended cleanly.
+	Dropped int64
 }
 
 // OpenJSONL opens dir/metrics.jsonl for appending, creating dir and the file
@@ -34,7 +39,9 @@ type JSONLWriter struct {
 //
 // A resumed run repeats the steps between its checkpoint and the point where
 // the previous run stopped: readers should keep the last record of each step
-// number.
+// number. A torn last line (no final newline: a previous run died or its
+// disk filled in the middle of a record) is removed; Dropped says how many
+// bytes that was.
 func OpenJSONL(dir string) (*JSONLWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("metrics: create run directory for %s: %w", FileName, err)
@@ -48,32 +55,49 @@ func OpenJSONLFile(path string) (*JSONLWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: open %s for appending: %w", path, err)
 	}
-	if err := terminateLastLine(f); err != nil {
+	size, dropped, err := dropTornLine(f)
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("metrics: append to %s: %w", path, err)
 	}
-	return &JSONLWriter{f: f, path: path, buf: make([]byte, 0, 512)}, nil
+	return &JSONLWriter{f: f, path: path, buf: make([]byte, 0, 512), size: size, Dropped: dropped}, nil
 }
 
-// terminateLastLine writes a newline to f when f is not empty and does not
-// end in one.
-func terminateLastLine(f *os.File) error {
+// dropTornLine truncates f after its last newline and returns the new size
+// and how many bytes it dropped.
+func dropTornLine(f *os.File) (size, dropped int64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	if fi.Size() == 0 {
-		return nil
+	size = fi.Size()
+	const chunk = 4096
+	buf := make([]byte, chunk)
+	for end := size; end > 0; {
+		start := max(end-chunk, 0)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, 0, err
+		}
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] == '\n' {
+				keep := start + int64(i) + 1
+				if keep < size {
+					if err := f.Truncate(keep); err != nil {
+						return 0, 0, err
+					}
+				}
+				return keep, size - keep, nil
+			}
+		}
+		end = start
 	}
-	var last [1]byte
-	if _, err := f.ReadAt(last[:], fi.Size()-1); err != nil && !errors.Is(err, io.EOF) {
-		return err
+	if size > 0 {
+		if err := f.Truncate(0); err != nil {
+			return 0, 0, err
+		}
 	}
-	if last[0] == '\n' {
-		return nil
-	}
-	_, err = f.Write([]byte{'\n'})
-	return err
+	return 0, size, nil
 }
 
 // Path returns the path of the file.
@@ -87,8 +111,11 @@ func (w *JSONLWriter) Write(s Step) error {
 	w.buf = s.AppendJSON(w.buf[:0])
 	w.buf = append(w.buf, '\n')
 	if _, err := w.f.Write(w.buf); err != nil {
+		// A short write (a full disk) would leave a torn line: cut it.
+		w.f.Truncate(w.size)
 		return fmt.Errorf("metrics: write step %d to %s: %w", s.Step, w.path, err)
 	}
+	w.size += int64(len(w.buf))
 	return nil
 }
 

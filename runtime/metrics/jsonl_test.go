@@ -94,31 +94,50 @@ func TestJSONLAppend(t *testing.T) {
 	}
 }
 
-func TestJSONLTruncatedLastLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	if err := os.WriteFile(path, []byte(`{"step":0,"epoch":0,"loss":5,"lr":0.1,"step_seconds":0.5,"data_wait_seconds":0,"images_per_second":256}`+"\n"+`{"step":1,"ep`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w, err := OpenJSONLFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeSteps(t, w, 1, 3)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if len(lines) != 4 || lines[1] != `{"step":1,"ep` {
-		t.Fatalf("file:\n%s\nwant the broken line kept on a line of its own and 2 new lines after it", b)
-	}
-	for _, l := range []string{lines[0], lines[2], lines[3]} {
-		if !json.Valid([]byte(l)) {
-			t.Errorf("line %q is not valid JSON", l)
-		}
+// TestJSONLTornLastLine: a record a previous run did not finish (it died,
+// or its disk filled) is removed on open, and said so; a file that is only
+// a torn line becomes empty.
+func TestJSONLTornLastLine(t *testing.T) {
+	const whole = `{"step":0,"epoch":0,"loss":5,"lr":0.1,"step_seconds":0.5,"data_wait_seconds":0,"images_per_second":256}` + "\n"
+	for _, tc := range []struct {
+		name, content string
+		dropped       int64
+		kept          int
+	}{
+		{"torn after a record", whole + `{"step":1,"ep`, int64(len(`{"step":1,"ep`)), 1},
+		{"only a torn line", `{"st`, 4, 0},
+		{"clean", whole, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), FileName)
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w, err := OpenJSONLFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Dropped != tc.dropped {
+				t.Errorf("Dropped = %d, want %d", w.Dropped, tc.dropped)
+			}
+			writeSteps(t, w, 1, 3)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			if len(lines) != tc.kept+2 {
+				t.Fatalf("file:\n%s\nwant %d kept and 2 new lines", b, tc.kept)
+			}
+			for _, l := range lines {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("line %q is not valid JSON", l)
+				}
+			}
+		})
 	}
 }
 

@@ -92,6 +92,9 @@ func New(opts Options) (*Reporter, error) {
 		if r.jsonl, err = OpenJSONL(opts.RunDir); err != nil {
 			return nil, err
 		}
+		if r.jsonl.Dropped > 0 {
+			fmt.Fprintf(logOut, "%s ended in a torn line (%d bytes of a record a previous run did not finish writing); removed it\n", r.jsonl.Path(), r.jsonl.Dropped)
+		}
 	}
 	if opts.MetricsAddr != "" {
 		if r.server, err = Serve(opts.MetricsAddr, m.Registry()); err != nil {
