@@ -175,7 +175,7 @@ func (s *Split) GlobalLoss() (float32, error) {
 	}
 	loss := s.Loss[0]
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
-		return loss, fmt.Errorf("step: loss is %v", loss)
+		return loss, fmt.Errorf("step: %w (%v)", ErrNonFinite, loss)
 	}
 	return loss, nil
 }

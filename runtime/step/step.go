@@ -6,6 +6,7 @@
 package step
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -104,15 +105,19 @@ func Fill(dst []float32, init graphs.Init, r *rand.Rand) {
 	}
 }
 
+// ErrNonFinite is what Run's error wraps when the loss is NaN or infinite:
+// the run diverged (the other errors are ONNX Runtime's).
+var ErrNonFinite = errors.New("the loss is not finite")
+
 // Run executes the step: Loss, Grads and NewBuffers are overwritten. It
-// returns the loss, and an error if it is not finite.
+// returns the loss, and an error wrapping ErrNonFinite if it is not finite.
 func (md *Model) Run() (float32, error) {
 	if err := md.session.Run(); err != nil {
 		return 0, fmt.Errorf("step: %w", md.explainOOM(err))
 	}
 	loss := md.Loss[0]
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
-		return loss, fmt.Errorf("step: loss is %v", loss)
+		return loss, fmt.Errorf("step: %w (%v)", ErrNonFinite, loss)
 	}
 	return loss, nil
 }
