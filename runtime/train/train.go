@@ -38,17 +38,40 @@ package train
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/augment"
+	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 )
 
 // CheckpointFile is the checkpoint's name inside the run directory.
 const CheckpointFile = "checkpoint.ckpt"
+
+// ConfigFile is the run's resolved configuration inside the run directory
+// (Options.RunConfig).
+const ConfigFile = "config.yaml"
+
+// metaConfig is the checkpoint metadata key of Options.RunConfig.
+const metaConfig = "run_config"
+
+// RunConfigFromCheckpoint is the run configuration a checkpoint records
+// (Options.RunConfig of the run that wrote it), or nil for a checkpoint of
+// a run that recorded none.
+func RunConfigFromCheckpoint(ck *checkpoint.Checkpoint) []byte {
+	if c, ok := ck.Meta[metaConfig]; ok {
+		return []byte(c)
+	}
+	return nil
+}
 
 // Options configure a run. Zero fields mean the PyTorch reference's
 // settings where it has one.
@@ -60,6 +83,9 @@ type Options struct {
 	// Data is the dataset, e.g. "fmnist:/usr/share/datasets/fashion-mnist"
 	// or an image folder (see augment/data.Open).
 	Data string
+	// DataOptions choose how image files are read (JPEG decoder, pixel
+	// limit).
+	DataOptions data.Options
 	// Epochs or Steps bound the run; Steps wins when both are set.
 	Epochs int
 	Steps  int
@@ -88,9 +114,27 @@ type Options struct {
 	// with a checkpoint, as an interruption would; the schedule still spans
 	// the whole run, so a later Resume continues it exactly.
 	StopAfter int
-	// CheckpointEvery writes a checkpoint every that many epochs (0: only
-	// at the end and on interruption).
-	CheckpointEvery int
+	// CheckpointEvery writes a checkpoint every that many epochs,
+	// CheckpointEverySteps every that many steps and
+	// CheckpointEveryMinutes when that many minutes have passed since the
+	// last one, whichever comes first (0 turns each off; a checkpoint is
+	// always written at the end and on interruption). A write stalls
+	// training for as long as it takes (Result.CheckpointSeconds).
+	CheckpointEvery        int
+	CheckpointEverySteps   int
+	CheckpointEveryMinutes float64
+	// KeepCheckpoints is how many checkpoints stay in the run directory:
+	// checkpoint.ckpt (the latest, which --resume continues) and the
+	// KeepCheckpoints-1 before it as checkpoint-STEP.ckpt. 0 means 1.
+	KeepCheckpoints int
+	// RunConfig, when set, is the run's resolved configuration as the
+	// command wrote it (YAML): it is written to OutDir/config.yaml and
+	// recorded in every checkpoint, so that a resumed run knows every
+	// setting (RunConfigFromCheckpoint).
+	RunConfig []byte
+	// Holder describes this process in the run directory's lock (e.g. the
+	// command line); another process that tries the directory is told.
+	Holder string
 	// MetricsAddr serves Prometheus metrics (e.g. ":9090"); empty for none.
 	MetricsAddr string
 	// Provider ("cpu" or "cuda"), DeviceID, Threads and ORTLib configure
@@ -130,11 +174,58 @@ type Result struct {
 	Skipped int64
 	// Wall is the time from the first to the last step.
 	Wall time.Duration
-	// Checkpoint is the path of the last checkpoint written.
-	Checkpoint string
+	// Checkpoint is the path of the last checkpoint written, and
+	// CheckpointStep the step it holds.
+	Checkpoint     string
+	CheckpointStep int64
+	// Checkpoints is how many checkpoints this invocation wrote, and
+	// CheckpointSeconds how long training stood still for them in all.
+	Checkpoints       int
+	CheckpointSeconds float64
 
 	started time.Time
 }
+
+// Validate says what is impossible in o, naming the command-line flag of
+// each field. Zero fields are defaults; negative counts and durations are
+// refused, never replaced.
+func (o Options) Validate() error {
+	var errs []string
+	neg := func(flag string, v int) {
+		if v < 0 {
+			errs = append(errs, fmt.Sprintf("%s %d must not be negative", flag, v))
+		}
+	}
+	neg("--epochs", o.Epochs)
+	neg("--steps", o.Steps)
+	neg("--stop-after", o.StopAfter)
+	neg("--checkpoint-every", o.CheckpointEvery)
+	neg("--checkpoint-every-steps", o.CheckpointEverySteps)
+	neg("--keep-checkpoints", o.KeepCheckpoints)
+	neg("--workers", o.Workers)
+	neg("--threads", o.Threads)
+	neg("--log-every", o.LogEvery)
+	neg("--device-id", o.DeviceID)
+	if !(o.CheckpointEveryMinutes >= 0) || math.IsInf(o.CheckpointEveryMinutes, 0) {
+		errs = append(errs, fmt.Sprintf("--checkpoint-every-minutes %v must be a non-negative number", o.CheckpointEveryMinutes))
+	}
+	if !(o.WarmupEpochs >= 0) || math.IsInf(o.WarmupEpochs, 0) {
+		errs = append(errs, fmt.Sprintf("--warmup-epochs %v must be a non-negative number", o.WarmupEpochs))
+	}
+	if !(o.BaseLR >= 0) || math.IsInf(o.BaseLR, 0) {
+		errs = append(errs, fmt.Sprintf("--lr %v must be a positive number (0: the optimizer's default)", o.BaseLR))
+	}
+	if math.IsNaN(o.WeightDecay) || math.IsInf(o.WeightDecay, 0) {
+		errs = append(errs, fmt.Sprintf("--weight-decay %v must be a number", o.WeightDecay))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("train: %w: %s", ErrInvalidOptions, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ErrInvalidOptions is what Validate's errors wrap: a usage error.
+var ErrInvalidOptions = errors.New("invalid options")
 
 // Run trains until the step budget is spent or ctx is cancelled; on
 // cancellation it writes a checkpoint and returns ctx.Err(). It is New, then

@@ -8,16 +8,20 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/atomicfile"
+	"github.com/simclr-ort/simclr-ort/internal/rundir"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"github.com/simclr-ort/simclr-ort/runtime/metrics"
 	"github.com/simclr-ort/simclr-ort/runtime/optim"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
+	"github.com/simclr-ort/simclr-ort/runtime/step"
 )
 
 // Trainer is one training run, set up: the data and its loader, the
@@ -43,6 +47,10 @@ type Trainer struct {
 	opt      optim.Optimizer
 	rep      *metrics.Reporter
 	ckptPath string
+	lock     *rundir.Lock
+	// lastSave is when the last checkpoint was written (or the run
+	// started), for CheckpointEveryMinutes.
+	lastSave time.Time
 
 	res     Result
 	started bool
@@ -59,6 +67,7 @@ func New(ctx context.Context, o Options) (*Trainer, error) {
 	t := &Trainer{o: o}
 	for _, setup := range []func(context.Context) error{
 		t.resolveConfig,
+		t.lockRunDir,
 		t.openData,
 		t.newLoader,
 		t.newSchedule,
@@ -80,6 +89,9 @@ func New(ctx context.Context, o Options) (*Trainer, error) {
 // world and the output.
 func (t *Trainer) resolveConfig(context.Context) error {
 	o := &t.o
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	t.cfg = o.Config.For(o.Provider)
 	if err := t.cfg.Validate(); err != nil {
 		return err
@@ -116,10 +128,33 @@ func (t *Trainer) resolveConfig(context.Context) error {
 	return nil
 }
 
+// lockRunDir takes the run directory for this process (rank 0 under MPI,
+// which alone writes there): two runs in one directory would append to one
+// metrics.jsonl and overwrite each other's checkpoints.
+func (t *Trainer) lockRunDir(context.Context) error {
+	if t.rank != 0 {
+		return nil
+	}
+	o := &t.o
+	if o.Resume {
+		if _, err := os.Stat(o.OutDir); err != nil {
+			return fmt.Errorf("train: resume %s: %w; start a new run there with --out %s (without --resume)", o.OutDir, err, o.OutDir)
+		}
+	} else if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return fmt.Errorf("train: create the run directory: %w", err)
+	}
+	lock, err := rundir.Acquire(o.OutDir, orDefault(o.Holder, "simclr-ort train"))
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	t.lock = lock
+	return nil
+}
+
 // openData opens the training split and checks it can fill a batch.
 func (t *Trainer) openData(context.Context) error {
 	o := &t.o
-	ds, err := data.Open(o.Data, data.Train)
+	ds, err := data.OpenWith(o.Data, data.Train, o.DataOptions)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -127,7 +162,7 @@ func (t *Trainer) openData(context.Context) error {
 		return fmt.Errorf("train: dataset %s is empty; point --data at a folder of class folders with images, or an idx/CIFAR directory", o.Data)
 	}
 	if _, folder := ds.(*data.Folder); folder {
-		decoder, err := data.JPEGDecoder()
+		decoder, err := data.JPEGDecoderFor(o.DataOptions.JPEGDecoder)
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
@@ -215,20 +250,18 @@ func (t *Trainer) newOptimizer(context.Context) error {
 // that it continues exactly this run, or draws the initial weights.
 func (t *Trainer) restoreOrInitialize(context.Context) error {
 	o := &t.o
-	if t.rank == 0 {
-		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-			return fmt.Errorf("train: create run directory: %w", err)
-		}
-	}
 	m := t.eng.manifest()
 	if !o.Resume {
 		if _, err := os.Stat(t.ckptPath); err == nil && t.rank == 0 {
-			return fmt.Errorf("train: %s already holds a checkpoint; continue it with --resume, or choose a new --out", o.OutDir)
+			return fmt.Errorf("train: %s already holds a checkpoint; continue it with --resume %s, or choose a new --out", o.OutDir, o.OutDir)
 		}
 		if err := t.eng.initialize(InitialRand(o.Seed)); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
-		return t.setEnd()
+		return t.start()
+	}
+	if _, err := os.Stat(t.ckptPath); errors.Is(err, os.ErrNotExist) && t.rank == 0 {
+		return fmt.Errorf("train: resume %s: it holds no checkpoint (%s) yet; start a run there with --out %s (without --resume)", o.OutDir, CheckpointFile, o.OutDir)
 	}
 	ck, err := t.eng.loadCheckpoint(t.ckptPath)
 	if err != nil {
@@ -241,7 +274,16 @@ func (t *Trainer) restoreOrInitialize(context.Context) error {
 		return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
 	}
 	if err := ck.CheckSchedule(t.sched); err != nil {
-		return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+		old := ck.Schedule
+		extends := ck.Step >= int64(old.TotalSteps) && t.sched.TotalSteps > old.TotalSteps &&
+			t.sched.Peak == old.Peak && t.sched.WarmupSteps == old.WarmupSteps
+		if !extends {
+			return fmt.Errorf("train: resume %s: %w", o.OutDir, err)
+		}
+		// A finished run continues: nothing restarts, and the learning
+		// rate follows the longer run's cosine from here on.
+		fmt.Fprintf(o.Out, "extending the finished run from %d to %d steps: from step %d the learning rate follows the cosine schedule of a %d-step run (%.4g now)\n",
+			old.TotalSteps, t.sched.TotalSteps, ck.Step, t.sched.TotalSteps, t.sched.LR(int(ck.Step)))
 	}
 	if ck.Seed != o.Seed {
 		return fmt.Errorf("train: resume %s: the run used --seed %d, not %d; resume with the same seed", o.OutDir, ck.Seed, o.Seed)
@@ -253,16 +295,23 @@ func (t *Trainer) restoreOrInitialize(context.Context) error {
 		return fmt.Errorf("train: resume %s: the checkpoint's optimizer state: %w; resume with --optimizer %s", o.OutDir, err, ck.Optimizer.Kind)
 	}
 	t.res.FirstStep = ck.Step
-	t.res.Checkpoint = t.ckptPath
-	return t.setEnd()
+	t.res.Checkpoint, t.res.CheckpointStep = t.ckptPath, ck.Step
+	return t.start()
 }
 
-// setEnd fixes the step this invocation ends at.
-func (t *Trainer) setEnd() error {
+// start fixes the step this invocation ends at and records the run's
+// configuration.
+func (t *Trainer) start() error {
 	t.res.Steps = t.res.FirstStep
 	t.end = int64(t.total)
 	if t.o.StopAfter > 0 {
 		t.end = min(t.end, t.res.FirstStep+int64(t.o.StopAfter))
+	}
+	t.lastSave = time.Now()
+	if t.rank == 0 && len(t.o.RunConfig) > 0 {
+		if err := atomicfile.WriteFile(filepath.Join(t.o.OutDir, ConfigFile), t.o.RunConfig, 0o644); err != nil {
+			return fmt.Errorf("train: record the run's configuration: %w", err)
+		}
 	}
 	return nil
 }
@@ -338,14 +387,11 @@ func (t *Trainer) Step(ctx context.Context) error {
 	wait := batch.Wait
 	batch.Release()
 	loss, stopAll, err := t.eng.run(ctx.Err() != nil)
-	if err != nil && isCommError(err) {
-		if t.res.Checkpoint == "" {
-			return fmt.Errorf("train: step %d: %w; no checkpoint was written yet", t.res.Steps, err)
-		}
-		return fmt.Errorf("train: step %d: %w; the last checkpoint, %s, is intact: continue with --resume", t.res.Steps, err, t.res.Checkpoint)
-	}
-	if err != nil {
-		return fmt.Errorf("train: step %d diverged (%v); nothing was saved after the last checkpoint (%s); lower the learning rate or check the data", t.res.Steps, err, lastCheckpoint(&t.res))
+	switch {
+	case errors.Is(err, step.ErrNonFinite):
+		return fmt.Errorf("train: step %d diverged: %w; nothing was saved after it (%s); lower the learning rate or check the data", t.res.Steps, err, t.intact())
+	case err != nil:
+		return fmt.Errorf("train: step %d: %w; %s", t.res.Steps, err, t.intact())
 	}
 	lr := t.sched.LR(int(t.res.Steps))
 	t.opt.Step(lr, t.eng.params(), t.eng.grads())
@@ -374,19 +420,44 @@ func (t *Trainer) Step(ctx context.Context) error {
 }
 
 // checkpointDue says whether the step just done ends a checkpoint period
-// (--checkpoint-every epochs) before the run's last step, which Finish
-// saves anyway.
+// (epochs, steps or minutes) before the invocation's last step, which
+// Finish saves anyway.
 func (t *Trainer) checkpointDue() bool {
-	every := t.o.CheckpointEvery
-	return every > 0 && t.res.Steps%int64(t.perEpoch*every) == 0 && t.res.Steps < int64(t.total)
+	if t.res.Steps >= t.end {
+		return false
+	}
+	o, done := t.o, t.res.Steps
+	return o.CheckpointEvery > 0 && done%int64(t.perEpoch*o.CheckpointEvery) == 0 ||
+		o.CheckpointEverySteps > 0 && done%int64(o.CheckpointEverySteps) == 0 ||
+		o.CheckpointEveryMinutes > 0 && time.Since(t.lastSave).Minutes() >= o.CheckpointEveryMinutes
+}
+
+// intact says which checkpoint a failure leaves, for its error.
+func (t *Trainer) intact() string {
+	if t.res.Checkpoint == "" {
+		return "no checkpoint was written yet"
+	}
+	return fmt.Sprintf("the last checkpoint, %s (step %d), is intact: continue with --resume %s", t.res.Checkpoint, t.res.CheckpointStep, t.o.OutDir)
 }
 
 // Checkpoint writes the run's state after the steps done so far (rank 0;
-// the other ranks have nothing to write).
+// the other ranks have nothing to write). A failure leaves the previous
+// checkpoint as it was, and the error says so.
 func (t *Trainer) Checkpoint() error {
 	if t.rank != 0 {
 		return nil
 	}
+	began := time.Now()
+	if err := t.saveCheckpoint(); err != nil {
+		return fmt.Errorf("train: save the checkpoint of step %d: %w; %s", t.res.Steps, err, t.intact())
+	}
+	t.lastSave = time.Now()
+	t.res.Checkpoints++
+	t.res.CheckpointSeconds += t.lastSave.Sub(began).Seconds()
+	return nil
+}
+
+func (t *Trainer) saveCheckpoint() error {
 	ck, err := checkpoint.New(t.eng.manifest(), t.eng.params(), t.eng.buffers(), t.opt.State())
 	if err != nil {
 		return err
@@ -398,10 +469,37 @@ func (t *Trainer) Checkpoint() error {
 	ck.Schedule = t.sched
 	ck.Meta = map[string]string{"version": t.o.Version, "data": t.o.Data, "optimizer": t.opt.State().Kind,
 		"world": strconv.Itoa(t.world), "pairs_per_process": strconv.Itoa(t.cfg.Pairs)}
-	if err := checkpoint.Save(t.ckptPath, ck); err != nil {
-		return fmt.Errorf("train: %w", err)
+	if len(t.o.RunConfig) > 0 {
+		ck.Meta[metaConfig] = string(t.o.RunConfig)
 	}
-	t.res.Checkpoint = t.ckptPath
+	if err := t.keepPrevious(); err != nil {
+		return err
+	}
+	if err := checkpoint.Save(t.ckptPath, ck); err != nil {
+		return err
+	}
+	t.res.Checkpoint, t.res.CheckpointStep = t.ckptPath, done
+	return nil
+}
+
+// keepPrevious keeps the checkpoint about to be replaced as
+// checkpoint-STEP.ckpt (a hard link) when KeepCheckpoints asks for more
+// than one, and removes the numbered ones beyond it.
+func (t *Trainer) keepPrevious() error {
+	keep := max(t.o.KeepCheckpoints, 1)
+	if keep == 1 || t.res.Checkpoint == "" || t.res.CheckpointStep == t.res.Steps {
+		return nil
+	}
+	old := filepath.Join(t.o.OutDir, fmt.Sprintf("checkpoint-%08d.ckpt", t.res.CheckpointStep))
+	if err := os.Link(t.ckptPath, old); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("keep the previous checkpoint as %s: %w", old, err)
+	}
+	numbered, _ := filepath.Glob(filepath.Join(t.o.OutDir, "checkpoint-*.ckpt"))
+	sort.Strings(numbered) // zero-padded steps: oldest first
+	for len(numbered) > keep-1 {
+		os.Remove(numbered[0])
+		numbered = numbered[1:]
+	}
 	return nil
 }
 
@@ -416,6 +514,9 @@ func (t *Trainer) Finish(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	res = t.Result()
+	if res.Checkpoints > 1 {
+		fmt.Fprintf(t.o.Out, "%d checkpoints written; training stood still %.2f s for them in all\n", res.Checkpoints, res.CheckpointSeconds)
+	}
 	if sum := t.eng.summary(); sum != "" && len(res.Losses) > 0 {
 		fmt.Fprintln(t.o.Out, sum)
 	}
@@ -459,14 +560,11 @@ func (t *Trainer) Close() error {
 		errs = append(errs, t.eng.close())
 		t.eng = nil
 	}
-	return errors.Join(errs...)
-}
-
-func lastCheckpoint(r *Result) string {
-	if r.Checkpoint == "" {
-		return "none yet"
+	if t.lock != nil {
+		errs = append(errs, t.lock.Release())
+		t.lock = nil
 	}
-	return r.Checkpoint
+	return errors.Join(errs...)
 }
 
 func providerName(p string) string {
