@@ -10,12 +10,17 @@ import (
 
 // addCUDAFlags registers the flags that tune the CUDA execution provider.
 func addCUDAFlags(fs *pflag.FlagSet, c *ort.CUDAOptions) {
-	fs.StringVar(&c.ConvAlgoSearch, "cudnn-algo", "exhaustive", "cuDNN convolution algorithm search for --ep cuda: exhaustive (time them all once), heuristic or default")
-	fs.BoolVar(&c.TF32, "tf32", false, "let --ep cuda use TensorFloat-32 in float32 matrix products and convolutions (faster, 10-bit mantissa)")
-	fs.Var((*mebibytes)(&c.MemLimit), "gpu-mem-limit", "cap of the CUDA memory arena in MiB (0: none)")
-	fs.StringVar(&c.ArenaExtend, "gpu-arena-extend", "next-power-of-two", "how the CUDA memory arena grows: next-power-of-two or same-as-requested")
-	fs.StringVar(&c.ProviderLibrary, "cuda-provider-lib", "", "libonnxruntime_providers_cuda.so (default: beside the ONNX Runtime library)")
-	fs.StringToStringVar(&c.Extra, "cuda-provider-option", nil, "a further CUDA provider option as ONNX Runtime names it, key=value (repeatable); merged over the ones the other flags set")
+	addCUDAFlagsTo(fs, &c.ConvAlgoSearch, &c.TF32, &c.MemLimit, &c.ArenaExtend, &c.ProviderLibrary, &c.Extra)
+}
+
+// addCUDAFlagsTo registers the CUDA flags bound to the given variables.
+func addCUDAFlagsTo(fs *pflag.FlagSet, algo *string, tf32 *bool, memLimit *int64, arena, lib *string, extra *map[string]string) {
+	fs.StringVar(algo, "cudnn-algo", "exhaustive", "cuDNN convolution algorithm search for --ep cuda: exhaustive (time them all once), heuristic or default")
+	fs.BoolVar(tf32, "tf32", false, "let --ep cuda use TensorFloat-32 in float32 matrix products and convolutions (faster, 10-bit mantissa)")
+	fs.Var((*mebibytes)(memLimit), "gpu-mem-limit", "cap of the CUDA memory arena in MiB (0: none)")
+	fs.StringVar(arena, "gpu-arena-extend", "next-power-of-two", "how the CUDA memory arena grows: next-power-of-two or same-as-requested")
+	fs.StringVar(lib, "cuda-provider-lib", "", "libonnxruntime_providers_cuda.so (default: beside the ONNX Runtime library)")
+	fs.StringToStringVar(extra, "cuda-provider-option", nil, "a further CUDA provider option as ONNX Runtime names it, key=value (repeatable); merged over the ones the other flags set")
 }
 
 // runtimeFlags are the ONNX Runtime flags of the commands that run an

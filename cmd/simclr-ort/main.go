@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/runtime/train"
 	"github.com/spf13/pflag"
 )
 
@@ -41,6 +43,10 @@ var commands = map[string]command{
 	"step":     {"run training steps on random views: loss at initialisation and step time", stepFlags},
 	"train":    {"train a SimCLR encoder on an image dataset, with checkpoints and metrics", trainFlags},
 }
+
+// stdout receives what commands print besides errors (a variable for the
+// tests).
+var stdout io.Writer = os.Stdout
 
 // usageError marks errors caused by the command line (exit code 2).
 type usageError struct{ error }
@@ -87,7 +93,7 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "simclr-ort:", err)
 		var ue usageError
 		switch {
-		case errors.As(err, &ue), errors.Is(err, graphs.ErrInvalid):
+		case errors.As(err, &ue), errors.Is(err, graphs.ErrInvalid), errors.Is(err, train.ErrInvalidOptions):
 			return 2
 		case errors.Is(err, context.Canceled):
 			return 130
