@@ -30,7 +30,7 @@ const (
 	maxElems = math.MaxInt / 4
 	// streamChunk is the most float32 values Decode allocates for a tensor
 	// before they arrive.
-	streamChunk = 1 << 20
+	streamChunk = 1 << 16
 )
 
 // castagnoli is the CRC-32C table; crc32 uses the CPU's CRC instructions
