@@ -15,19 +15,27 @@ import (
 )
 
 // A native training step is the standard one with convolutions summed in
-// another order (oneDNN's blocking instead of ONNX Runtime's). Carried
+// another order (oneDNN's blocking, Winograd's transforms, dense products
+// instead of ONNX Runtime's sums: 1e-7 to 2e-6 of the scale per op). Carried
 // through BatchNorm's nearly cancelling sums of a random-init network, that
 // reordering alone moves some ResNet50 gradients far more than float32's
 // epsilon: the two standard formulations (Conv nodes, and patches+Gemm)
 // already disagree by 2-5e-2 on some BatchNorm bias gradient, and the loss
 // and running means (near zero at layer4's 1x1 maps) by 1e-5 or so. So
 // every gradient is held against the Conv-node step within noiseFactor times
-// the two standard formulations' own worst disagreement in that
-// configuration (its float32 noise), never tighter than tolNativeGrad; the
-// loss and running statistics within each case's tolerance.
+// that configuration's float32 noise, never tighter than tolNativeGrad; the
+// loss and running statistics within each case's tolerance. The noise is
+// the worst of two disagreements with the Conv-node step: the other
+// standard formulation's (patches+Gemm), and the Conv-node step's own on
+// views multiplied by 1±viewJitter, the size of the native ops' own worst
+// disagreement with the standard ones (2e-6 of the scale, Winograd's). A
+// perturbation that small already flips a ReLU input near zero here and
+// there, and with it a BatchNorm gradient by 1e-2 on these random-init
+// batches.
 const (
 	noiseFactor   = 5
 	tolNativeGrad = 1e-4
+	viewJitter    = 3e-6
 )
 
 func initNative(t *testing.T) {
@@ -42,8 +50,9 @@ func initNative(t *testing.T) {
 }
 
 // runStep runs one training step of a built configuration on fixed random
-// weights and views.
-func runStep(t *testing.T, b *Built, native bool) *step.Model {
+// weights and views; with jitter, every view is multiplied by 1±jitter
+// (random signs), a perturbation at the level of float32 rounding.
+func runStep(t *testing.T, b *Built, native bool, jitter float32) *step.Model {
 	t.Helper()
 	md, err := step.New(b.Manifest, b.Train, ort.Options{IntraOpThreads: 2, NativeKernels: native})
 	if err != nil {
@@ -52,8 +61,12 @@ func runStep(t *testing.T, b *Built, native bool) *step.Model {
 	t.Cleanup(func() { md.Close() })
 	r := rand.New(rand.NewPCG(3, 4))
 	md.Initialize(r)
+	signs := rand.New(rand.NewPCG(5, 6))
 	for i := range md.Views {
 		md.Views[i] = r.Float32()
+		if jitter != 0 {
+			md.Views[i] *= 1 + jitter*float32(2*signs.IntN(2)-1)
+		}
 	}
 	if _, err := md.Run(); err != nil {
 		t.Fatal(err)
@@ -111,12 +124,17 @@ func TestNativeStepMatchesStandard(t *testing.T) {
 			if !bytes.Equal(convs.Inference, native.Inference) {
 				t.Error("the native variant changed the inference graph")
 			}
-			want := runStep(t, convs, false)
-			noise := diffSteps(runStep(t, gemm, false), want)
-			got := runStep(t, native, true)
+			want := runStep(t, convs, false, 0)
+			noise := diffSteps(runStep(t, gemm, false, 0), want)
+			jittered := diffSteps(runStep(t, convs, false, viewJitter), want)
+			noise.loss, noise.stats = max(noise.loss, jittered.loss), max(noise.stats, jittered.stats)
+			if jittered.grad > noise.grad {
+				noise.grad, noise.gradName = jittered.grad, jittered.gradName
+			}
+			got := runStep(t, native, true, 0)
 			d := diffSteps(got, want)
 			t.Logf("native vs Conv nodes: loss %.2g, worst gradient %.2g (%s), worst running statistic %.2g; "+
-				"patches+Gemm vs Conv nodes (the noise): loss %.2g, gradient %.2g (%s), running statistic %.2g",
+				"the noise (patches+Gemm, or views jittered by 3e-6, vs Conv nodes): loss %.2g, gradient %.2g (%s), running statistic %.2g",
 				d.loss, d.grad, d.gradName, d.stats, noise.loss, noise.grad, noise.gradName, noise.stats)
 			if !(d.loss < c.tolLoss) {
 				t.Errorf("loss %v, standard %v: relative difference %.2g (want < %.2g)", got.Loss[0], want.Loss[0], d.loss, c.tolLoss)

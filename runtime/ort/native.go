@@ -334,6 +334,7 @@ func dnnlDeclarations() map[string]int {
 		"dnnl_backward_data":                    C.sdnnl_backward_data,
 		"dnnl_backward_weights":                 C.sdnnl_backward_weights,
 		"dnnl_convolution_direct":               C.sdnnl_convolution_direct,
+		"dnnl_convolution_winograd":             C.sdnnl_convolution_winograd,
 		"dnnl_query_impl_info_str":              C.sdnnl_query_impl_info_str,
 		"dnnl_query_src_md":                     C.sdnnl_query_src_md,
 		"dnnl_query_diff_src_md":                C.sdnnl_query_diff_src_md,

@@ -143,6 +143,7 @@ enum {
 	sdnnl_backward_data = 160,
 	sdnnl_backward_weights = 192,
 	sdnnl_convolution_direct = 1,
+	sdnnl_convolution_winograd = 2,
 	sdnnl_query_impl_info_str = 8,
 	sdnnl_query_src_md = 129,
 	sdnnl_query_diff_src_md = 130,
