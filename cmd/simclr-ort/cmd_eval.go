@@ -169,7 +169,8 @@ func predict(enc *eval.Encoder, train, test data.Dataset, o evalOptions) ([]int,
 		return nil, nil, err
 	}
 	if o.protocol == "knn" {
-		return eval.KNNPredict(trainF, trainL, testF, enc.FeatureDim, o.k, o.temperature), testL, nil
+		predicted, err := eval.KNNPredict(trainF, trainL, testF, enc.FeatureDim, o.k, o.temperature, o.runtime.options())
+		return predicted, testL, err
 	}
 	predicted, err := eval.LinearPredict(trainF, trainL, testF, enc.FeatureDim, eval.LinearOptions{})
 	return predicted, testL, err

@@ -4,9 +4,7 @@
 package eval
 
 import (
-	"container/heap"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -121,92 +119,26 @@ func Features(enc *Encoder, ds data.Dataset, batch int, opts ort.Options) ([]flo
 	return feats, labels, nil
 }
 
-// KNN is the kNN protocol of InstDisc/SimCLR evaluations: cosine similarity
-// to every training feature, the k most similar vote for their class with
-// weight exp(similarity/temperature), the class with the largest vote wins.
-// It returns the top-1 accuracy on the test features.
-func KNN(train []float32, trainLabels []int, test []float32, testLabels []int, dim, k int, temperature float64) float64 {
-	return Score(KNNPredict(train, trainLabels, test, dim, k, temperature), testLabels).Top1
+// KNN is the kNN protocol of InstDisc/SimCLR evaluations (see
+// KNNIndex.Predict) and its top-1 accuracy on the test features. ONNX
+// Runtime must be initialised; opts configure its session.
+func KNN(train []float32, trainLabels []int, test []float32, testLabels []int, dim, k int, temperature float64, opts ort.Options) (Accuracy, error) {
+	predicted, err := KNNPredict(train, trainLabels, test, dim, k, temperature, opts)
+	if err != nil {
+		return Accuracy{}, err
+	}
+	return Score(predicted, testLabels), nil
 }
 
 // KNNPredict is KNN's predicted class of every test feature.
-func KNNPredict(train []float32, trainLabels []int, test []float32, dim, k int, temperature float64) []int {
-	normalise := func(f []float32) []float32 {
-		out := make([]float32, len(f))
-		for i := 0; i < len(f); i += dim {
-			var s float64
-			for _, x := range f[i : i+dim] {
-				s += float64(x) * float64(x)
-			}
-			inv := float32(1 / math.Max(math.Sqrt(s), 1e-12))
-			for j, x := range f[i : i+dim] {
-				out[i+j] = x * inv
-			}
-		}
-		return out
+func KNNPredict(train []float32, trainLabels []int, test []float32, dim, k int, temperature float64, opts ort.Options) ([]int, error) {
+	x, err := NewKNNIndex(train, trainLabels, dim, k, opts)
+	if err != nil {
+		return nil, err
 	}
-	tr, te := normalise(train), normalise(test)
-	classes := 0
-	for _, l := range trainLabels {
-		classes = max(classes, l+1)
-	}
-	nTest := len(te) / dim
-	predicted := make([]int, nTest)
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			h := &topK{}
-			votes := make([]float64, classes)
-			for q := w; q < nTest; q += workers {
-				*h = (*h)[:0]
-				query := te[q*dim : (q+1)*dim]
-				for t := 0; t < len(trainLabels); t++ {
-					row := tr[t*dim : (t+1)*dim]
-					var s float32
-					for j, x := range query {
-						s += x * row[j]
-					}
-					if h.Len() < k {
-						heap.Push(h, neighbour{s, trainLabels[t]})
-					} else if s > (*h)[0].sim {
-						(*h)[0] = neighbour{s, trainLabels[t]}
-						heap.Fix(h, 0)
-					}
-				}
-				clear(votes)
-				for _, nb := range *h {
-					votes[nb.label] += math.Exp(float64(nb.sim) / temperature)
-				}
-				best := 0
-				for c := range votes {
-					if votes[c] > votes[best] {
-						best = c
-					}
-				}
-				predicted[q] = best
-			}
-		}(w)
-	}
-	wg.Wait()
-	return predicted
+	defer x.Close()
+	return x.Predict(test, temperature)
 }
-
-type neighbour struct {
-	sim   float32
-	label int
-}
-
-// topK is a min-heap of the k most similar neighbours.
-type topK []neighbour
-
-func (h topK) Len() int           { return len(h) }
-func (h topK) Less(i, j int) bool { return h[i].sim < h[j].sim }
-func (h topK) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *topK) Push(x any)        { *h = append(*h, x.(neighbour)) }
-func (h *topK) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
 
 // CheckDataset says what is wrong with evaluating enc on ds: images of
 // another size than the encoder was trained on (unless resizing is allowed:

@@ -1,7 +1,6 @@
 package eval_test
 
 import (
-	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"image"
 	"image/color"
 	"math/rand/v2"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
 
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/graphs"
@@ -21,6 +22,7 @@ import (
 )
 
 func TestKNNOnSeparatedClusters(t *testing.T) {
+	gradcheck.InitORT(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	const dim = 4
 	centres := [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}}
@@ -38,13 +40,13 @@ func TestKNNOnSeparatedClusters(t *testing.T) {
 	}
 	train, trainLabels := sample(300)
 	test, testLabels := sample(60)
-	if acc := eval.KNN(train, trainLabels, test, testLabels, dim, 20, 0.1); acc < 0.95 {
-		t.Errorf("kNN accuracy %.3f on well separated clusters, want >= 0.95", acc)
+	if acc, err := eval.KNN(train, trainLabels, test, testLabels, dim, 20, 0.1, ort.Options{}); err != nil || acc.Top1 < 0.95 {
+		t.Errorf("kNN accuracy %.3f (%v) on well separated clusters, want >= 0.95", acc.Top1, err)
 	}
 	// Labels shuffled against features: chance level.
 	r.Shuffle(len(testLabels), func(i, j int) { testLabels[i], testLabels[j] = testLabels[j], testLabels[i] })
-	if acc := eval.KNN(train, trainLabels, test, testLabels, dim, 20, 0.1); acc > 0.7 {
-		t.Errorf("kNN accuracy %.3f with shuffled test labels, want near 1/3", acc)
+	if acc, err := eval.KNN(train, trainLabels, test, testLabels, dim, 20, 0.1, ort.Options{}); err != nil || acc.Top1 > 0.7 {
+		t.Errorf("kNN accuracy %.3f (%v) with shuffled test labels, want near 1/3", acc.Top1, err)
 	}
 }
 
