@@ -95,9 +95,15 @@ func Encode(w io.Writer, ck *Checkpoint) error {
 }
 
 // Decode reads a checkpoint written by Encode from r, which it reads to its
-// end, and checks it as Load does.
+// end, and checks it as Load does. A reader with a Len method (bytes.Reader,
+// bytes.Buffer, strings.Reader) is checked against that length as Load
+// checks a file's size.
 func Decode(r io.Reader) (*Checkpoint, error) {
-	return decode(bufio.NewReaderSize(r, bufSize), -1, "input")
+	size := int64(-1)
+	if l, ok := r.(interface{ Len() int }); ok {
+		size = int64(l.Len())
+	}
+	return decode(bufio.NewReaderSize(r, bufSize), size, "input")
 }
 
 // prepare checks ck and returns the file's prefix and padded header.
