@@ -180,3 +180,43 @@ func TestBadFilesAreErrors(t *testing.T) {
 		t.Fatalf("after errors: %v", err)
 	}
 }
+
+// TestHeader: Header reads the declared size without decoding, also of a
+// tiny file that declares a huge image, and refuses what is not a JPEG.
+func TestHeader(t *testing.T) {
+	d := decoder(t)
+	good := photo(t, 37, 23, false)
+	huge := bytes.Clone(photo(t, 8, 8, true))
+	sof := bytes.Index(huge, []byte{0xFF, 0xC0})
+	binary.BigEndian.PutUint16(huge[sof+5:], 20000)
+	binary.BigEndian.PutUint16(huge[sof+7:], 30000)
+	tests := []struct {
+		name   string
+		b      []byte
+		w, h   int
+		errHas string
+	}{
+		{"photo", good, 37, 23, ""},
+		{"headers and a scan's start", good[:bytes.Index(good, []byte{0xFF, 0xDA})+20], 37, 23, ""},
+		{"tiny file declaring 30000x20000", huge, 30000, 20000, ""},
+		{"garbage", []byte("not a jpeg at all, just text"), 0, 0, "turbojpeg: read header"},
+		{"empty", nil, 0, 0, "turbojpeg: empty file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, h, err := d.Header(tc.b)
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Errorf("error %v, want one containing %q", err, tc.errHas)
+				}
+				return
+			}
+			if err != nil || w != tc.w || h != tc.h {
+				t.Errorf("Header = %dx%d, %v; want %dx%d", w, h, err, tc.w, tc.h)
+			}
+		})
+	}
+	if _, err := d.Decode(good, nil); err != nil {
+		t.Fatalf("decode after header errors: %v", err)
+	}
+}
