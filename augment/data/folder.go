@@ -35,10 +35,9 @@ type Folder struct {
 // Split directories of an image folder: the train split's, and the names a
 // test split goes by (ImageNet, Imagenette and most ImageFolder datasets
 // call it val).
-var (
-	trainDir = "train"
-	testDirs = []string{"test", "val", "validation"}
-)
+const trainDir = "train"
+
+var testDirs = []string{"test", "val", "validation"}
 
 // OpenFolder opens the split of the image folder at root. If root holds a
 // split directory (train, test, val or validation), the split is one of
@@ -50,6 +49,9 @@ var (
 // root itself is the train split and there is no test split; OpenFolderDir
 // opens any directory as a split.
 func OpenFolder(root, split string, opts Options) (*Folder, error) {
+	if split != Train && split != Test {
+		return nil, fmt.Errorf("augment/data: unknown split %q of image folder %s: use %q or %q", split, root, Train, Test)
+	}
 	opts, err := opts.check()
 	if err != nil {
 		return nil, err
