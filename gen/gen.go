@@ -82,3 +82,11 @@ func WriteDefault(dir string) error {
 func BuildWith(cfg graphs.Config, opts simclr.Options) (*simclr.Built, error) {
 	return simclr.BuildWith(cfg, ProducerVersion, opts)
 }
+
+// Options, Built and DistributedBuilt are the generator's types
+// (simclr.Options, ...), so that callers need only this package.
+type (
+	Options          = simclr.Options
+	Built            = simclr.Built
+	DistributedBuilt = simclr.DistributedBuilt
+)

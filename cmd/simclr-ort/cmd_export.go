@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/simclr-ort/simclr-ort/gen"
-	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"github.com/simclr-ort/simclr-ort/runtime/export"
@@ -81,7 +80,7 @@ func runExport(_ context.Context, o exportOptions) error {
 		return err
 	}
 	fmt.Printf("wrote %s: %s encoder at step %d, %d MB, input images [N,3,%d,%d], output features [N,%d]\n",
-		o.out, ck.Config.Name(), ck.Step, len(model)>>20, ck.Config.ImageSize, ck.Config.ImageSize, simclr.FeatureDim(ck.Config.Arch))
+		o.out, ck.Config.Name(), ck.Step, len(model)>>20, ck.Config.ImageSize, ck.Config.ImageSize, graphs.FeatureDim(ck.Config.Arch))
 	return nil
 }
 

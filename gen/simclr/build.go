@@ -241,16 +241,3 @@ func lowerConvs(g *graph.Graph, cfg graphs.Config, opts Options) {
 		g.ConvsAsGemm(graph.CPUConvAsGemm)
 	}
 }
-
-// Deprecated forwards to the graph contract in graphs/, kept while other
-// packages move over; use graphs' names.
-const (
-	TrainInput       = graphs.TrainInput
-	LossOutput       = graphs.LossOutput
-	InferenceInput   = graphs.InferenceInput
-	InferenceOutput  = graphs.InferenceOutput
-	ProjectionOutput = graphs.ProjectionOutput
-)
-
-// FeatureDim is graphs.FeatureDim (deprecated forward).
-func FeatureDim(arch string) int { return graphs.FeatureDim(arch) }

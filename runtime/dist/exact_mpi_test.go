@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/gen"
-	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/dist"
@@ -69,7 +68,7 @@ func buildDisttest(t *testing.T) string {
 
 // TestExactAgainstShardedGraph: W ranks of n pairs under mpirun give the
 // loss, gradients and running statistics of one process of W·n pairs in W
-// BatchNorm shards. The small cases keep Conv nodes (simclr.Options.ConvNodes),
+// BatchNorm shards. The small cases keep Conv nodes (gen.Options.ConvNodes),
 // where each view's result does not depend on its batch, and so check the
 // protocol on tiny, badly conditioned batches; the "gemm" cases use the
 // default graphs, whose patches+Gemm convolutions round by the batch's
@@ -89,7 +88,7 @@ func TestExactAgainstShardedGraph(t *testing.T) {
 		{2, 32, 28, "imagenet", true},
 	} {
 		t.Run(fmt.Sprintf("np%d-n%d-%s%d-gemm%v", c.np, c.pairs, c.stem, c.size, c.gemm), func(t *testing.T) {
-			opts := simclr.Options{ConvNodes: !c.gemm}
+			opts := gen.Options{ConvNodes: !c.gemm}
 			out := filepath.Join(t.TempDir(), "result.gob")
 			start := time.Now()
 			cmd := exec.Command("mpirun", "--oversubscribe", "-np", strconv.Itoa(c.np), bin,

@@ -13,7 +13,6 @@ import (
 	"strconv"
 
 	"github.com/simclr-ort/simclr-ort/gen"
-	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	onnx "github.com/simclr-ort/simclr-ort/onnxpb"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
@@ -67,7 +66,7 @@ func Encoder(ck *checkpoint.Checkpoint, opts Options) ([]byte, error) {
 	for _, in := range g.Input {
 		t, ok := tensors[in.Name]
 		if !ok {
-			if in.Name == simclr.InferenceInput {
+			if in.Name == graphs.InferenceInput {
 				inputs = append(inputs, in)
 				continue
 			}
@@ -85,21 +84,21 @@ func Encoder(ck *checkpoint.Checkpoint, opts Options) ([]byte, error) {
 		g.Initializer = append(g.Initializer, initializer(t))
 	}
 	g.Input = inputs
-	outputs := simclr.InferenceOutput
+	outputs := graphs.InferenceOutput
 	meta := map[string]string{
 		KeyArch:          cfg.Arch,
 		KeyStem:          cfg.Stem,
 		KeyImageSize:     strconv.Itoa(cfg.ImageSize),
-		KeyFeatureDim:    strconv.Itoa(simclr.FeatureDim(cfg.Arch)),
+		KeyFeatureDim:    strconv.Itoa(graphs.FeatureDim(cfg.Arch)),
 		KeySteps:         strconv.FormatInt(ck.Step, 10),
 		KeyProducer:      gen.ProducerVersion,
 		KeyPreprocessing: Preprocessing,
-		KeyInput:         simclr.InferenceInput,
+		KeyInput:         graphs.InferenceInput,
 		KeyConfig:        cfg.Name(),
 	}
 	if opts.WithProjector {
 		meta[KeyProjectionDim] = strconv.Itoa(cfg.ProjectionDim)
-		outputs += "," + simclr.ProjectionOutput
+		outputs += "," + graphs.ProjectionOutput
 	}
 	meta[KeyOutputs] = outputs
 	m.MetadataProps = nil

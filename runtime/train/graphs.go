@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/simclr-ort/simclr-ort/gen"
-	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/optim"
 	"github.com/simclr-ort/simclr-ort/runtime/step"
@@ -15,13 +14,13 @@ import (
 // zero value is the default formulation, the one graphs/ holds.
 type GraphOptions struct {
 	// ConvNodes keeps every convolution a Conv node (see
-	// simclr.Options.ConvNodes): slower on the CPU, but each view's result
+	// gen.Options.ConvNodes): slower on the CPU, but each view's result
 	// is then independent of its batch, so data-parallel ranks compute bit
 	// for bit what one process computes.
 	ConvNodes bool
 }
 
-func (o GraphOptions) generator() simclr.Options { return simclr.Options{ConvNodes: o.ConvNodes} }
+func (o GraphOptions) generator() gen.Options { return gen.Options{ConvNodes: o.ConvNodes} }
 
 // TrainGraph returns the manifest and training graph of a configuration:
 // the embedded ones of graphs/ when the configuration is in its default set
@@ -48,7 +47,7 @@ func TrainGraph(cfg graphs.Config, opts GraphOptions) (m *graphs.Manifest, train
 
 // DistributedGraphs returns the graphs of one rank's part of a
 // data-parallel step over world ranks.
-func DistributedGraphs(cfg graphs.Config, world int, opts GraphOptions) (*simclr.DistributedBuilt, error) {
+func DistributedGraphs(cfg graphs.Config, world int, opts GraphOptions) (*gen.DistributedBuilt, error) {
 	b, err := gen.BuildDistributed(cfg, world, opts.generator())
 	if err != nil {
 		return nil, fmt.Errorf("train: generate the distributed graphs of %s: %w", cfg.Name(), err)

@@ -14,7 +14,6 @@ import (
 	"runtime"
 
 	"github.com/simclr-ort/simclr-ort/gen"
-	"github.com/simclr-ort/simclr-ort/gen/simclr"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/dist"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
@@ -43,15 +42,15 @@ func main() {
 	size := flag.Int("size", 8, "image size")
 	pairs := flag.Int("pairs", 2, "pairs per rank")
 	out := flag.String("out", "", "result file (rank 0)")
-	convNodes := flag.Bool("conv-nodes", false, "keep every convolution a Conv node (simclr.Options.ConvNodes)")
+	convNodes := flag.Bool("conv-nodes", false, "keep every convolution a Conv node (gen.Options.ConvNodes)")
 	flag.Parse()
-	if err := run(*arch, *stem, *size, *pairs, *out, simclr.Options{ConvNodes: *convNodes}); err != nil {
+	if err := run(*arch, *stem, *size, *pairs, *out, gen.Options{ConvNodes: *convNodes}); err != nil {
 		fmt.Fprintln(os.Stderr, "disttest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(arch, stem string, size, pairs int, out string, opts simclr.Options) error {
+func run(arch, stem string, size, pairs int, out string, opts gen.Options) error {
 	for k, v := range mpi.Tuning {
 		if _, set := os.LookupEnv(k); !set {
 			os.Setenv(k, v)
