@@ -133,7 +133,7 @@ func newImageDecoder(o Options) (imageDecoder, error) {
 type tooLargeError struct{ width, height, limit int }
 
 func (e *tooLargeError) Error() string {
-	return fmt.Sprintf("the image is %dx%d pixels, more than the limit %s, so it was not decoded: downscale the file, or raise the limit (augment/data Options.MaxImagePixels)", e.width, e.height, pixels(e.limit))
+	return fmt.Sprintf("the image is %dx%d pixels, more than the limit %s, so it was not decoded: downscale the file, or raise the limit (simclr-ort train --max-image-pixels; augment/data Options.MaxImagePixels)", e.width, e.height, pixels(e.limit))
 }
 
 func (e *tooLargeError) Is(target error) bool { return target == ErrImageTooLarge }

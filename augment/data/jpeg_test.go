@@ -283,7 +283,7 @@ func TestImagePixelLimit(t *testing.T) {
 			if ext == ".webp" {
 				side = "16000x16000"
 			}
-			for _, want := range []string{f.Path(i), "the image is " + side + " pixels", "limit of 67108864 pixels (8192x8192)", "raise the limit (augment/data Options.MaxImagePixels)"} {
+			for _, want := range []string{f.Path(i), "the image is " + side + " pixels", "limit of 67108864 pixels (8192x8192)", "raise the limit (simclr-ort train --max-image-pixels; augment/data Options.MaxImagePixels)"} {
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Errorf("%s, %s: error %v, want one containing %q", dec, ext, err, want)
 				}
