@@ -41,7 +41,8 @@ func defaultTrainConfig() trainConfig {
 		JitterStrength: 1, CropScaleMin: 0.08, Seed: 1, EP: "cpu", CudnnAlgo: "exhaustive",
 		GPUArenaExtend: "next-power-of-two", ORTLogLevel: "error", ConvAsGemm: true, JPEGDecoder: data.JPEGAuto,
 		MaxImagePixels: data.DefaultMaxImagePixels, CheckpointEvery: 1, KeepCheckpoints: 1, LogEvery: 50,
-		MPITimeout: 45 * time.Second,
+		MPITimeout: 45 * time.Second, EvalK: train.DefaultEvalK, EvalTrainImages: train.DefaultEvalTrainImages,
+		EvalTestImages: train.DefaultEvalTestImages,
 	}
 }
 
@@ -91,6 +92,10 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&c.JPEGDecoder, "jpeg-decoder", c.JPEGDecoder, "JPEG decoder of image folders: auto (libjpeg-turbo if libturbojpeg.so.0 loads, else Go's image/jpeg), turbo or go")
 	fs.IntVar(&c.MaxImagePixels, "max-image-pixels", c.MaxImagePixels, "refuse (skip and count) image files whose header declares more pixels (width x height) than this, before decoding them")
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "log a line every this many steps")
+	fs.IntVar(&c.EvalEvery, "eval-every", 0, "every this many steps (and at the end), kNN top-1 of the current encoder on held-out images (the test split, or a fixed sample), in the log, metrics.jsonl and Prometheus (0: never)")
+	fs.IntVar(&c.EvalK, "eval-k", c.EvalK, "neighbours that vote in --eval-every's kNN")
+	fs.IntVar(&c.EvalTrainImages, "eval-train-images", c.EvalTrainImages, "labelled reference images of --eval-every's kNN (the first of the train split)")
+	fs.IntVar(&c.EvalTestImages, "eval-test-images", c.EvalTestImages, "held-out images --eval-every's kNN classifies")
 	fs.DurationVar(&c.MPITimeout, "mpi-timeout", c.MPITimeout, "under mpirun: how long a process waits for the others in a collective before the job ends with an error naming the silent rank (a hung or stopped rank); more than the slowest rank lags behind, e.g. while rank 0 writes a checkpoint")
 	return func(ctx context.Context) error {
 		cfg, notes, err := resolveTrainConfig(fs, o)
@@ -227,6 +232,12 @@ func (o trainOptions) options() (train.Options, error) {
 	if c.MaxImagePixels < 1 {
 		bad("--max-image-pixels %d must be at least 1", c.MaxImagePixels)
 	}
+	if c.EvalEvery < 0 {
+		bad("--eval-every %d must not be negative (0: never)", c.EvalEvery)
+	}
+	if c.EvalK < 1 || c.EvalTrainImages < 1 || c.EvalTestImages < 1 {
+		bad("--eval-k %d, --eval-train-images %d and --eval-test-images %d must be at least 1", c.EvalK, c.EvalTrainImages, c.EvalTestImages)
+	}
 	if c.MPITimeout <= 0 {
 		bad("--mpi-timeout %v must be positive", c.MPITimeout)
 	}
@@ -285,7 +296,8 @@ func (o trainOptions) options() (train.Options, error) {
 		CUDA: ort.CUDAOptions{ConvAlgoSearch: c.CudnnAlgo, TF32: c.TF32, MemLimit: c.GPUMemLimit, ArenaExtend: c.GPUArenaExtend,
 			ProviderLibrary: c.CUDAProviderLib, Extra: c.CUDAProviderOptions},
 		Graph:    train.GraphOptions{ConvNodes: !c.ConvAsGemm},
-		LogEvery: c.LogEvery, Version: gen.ProducerVersion, Holder: "simclr-ort " + strings.Join(os.Args[1:], " "),
+		LogEvery: c.LogEvery, EvalEvery: c.EvalEvery, EvalK: c.EvalK, EvalTrainImages: c.EvalTrainImages, EvalTestImages: c.EvalTestImages,
+		Version: gen.ProducerVersion, Holder: "simclr-ort " + strings.Join(os.Args[1:], " "),
 	}
 	opts.Augment.ScaleMin, opts.Augment.ScaleMax = c.CropScaleMin, 1
 	opts.Augment.JitterStrength = jitter

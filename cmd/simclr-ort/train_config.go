@@ -66,6 +66,10 @@ type trainConfig struct {
 	MetricsAddr            string            `yaml:"metrics-addr"`
 	LogEvery               int               `yaml:"log-every"`
 	MPITimeout             time.Duration     `yaml:"mpi-timeout"`
+	EvalEvery              int               `yaml:"eval-every"`
+	EvalK                  int               `yaml:"eval-k"`
+	EvalTrainImages        int               `yaml:"eval-train-images"`
+	EvalTestImages         int               `yaml:"eval-test-images"`
 }
 
 // resumeMayChange are the keys a resumed run may set differently from the
@@ -78,6 +82,7 @@ var resumeMayChange = map[string]bool{
 	"ort-lib": true, "ort-log-level": true, "conv-as-gemm": true, "jpeg-decoder": true, "max-image-pixels": true,
 	"checkpoint-every": true, "checkpoint-every-steps": true, "checkpoint-every-minutes": true, "keep-checkpoints": true,
 	"metrics-addr": true, "log-every": true, "mpi-timeout": true, "steps": true, "epochs": true,
+	"eval-every": true, "eval-k": true, "eval-train-images": true, "eval-test-images": true,
 }
 
 // configKeys lists trainConfig's keys in field order.

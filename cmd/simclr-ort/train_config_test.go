@@ -172,3 +172,33 @@ func TestImpossibleTrainFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalEvery: --eval-every writes kNN records to metrics.jsonl while
+// training, on the dataset's test split.
+func TestEvalEvery(t *testing.T) {
+	gradcheck.InitORT(t)
+	root := t.TempDir()
+	for _, split := range []string{"train", "test"} {
+		folder := smallFolder(t)
+		if err := os.Rename(folder, filepath.Join(root, split)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	args := []string{"train", "--data", "folder:" + root, "--arch", "resnet18", "--stem", "cifar", "--image-size", "12",
+		"--projection-dim", "8", "--threads", "1", "--workers", "1", "--batch-size", "4", "--steps", "4", "--out", dir,
+		"--eval-every", "2", "--eval-k", "5", "--eval-train-images", "20", "--eval-test-images", "10"}
+	if code := run(context.Background(), args); code != 0 {
+		t.Fatalf("train --eval-every exited %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), `"knn_top1":`); n != 2 {
+		t.Errorf("%d kNN records after 4 steps with --eval-every 2, want 2:\n%s", n, b)
+	}
+	if !strings.Contains(string(b), `"knn_images":10`) {
+		t.Errorf("the kNN records do not say they classified 10 held-out images:\n%s", b)
+	}
+}

@@ -32,6 +32,12 @@ func OpenEncoder(path string) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
+	return ParseEncoder(path, b)
+}
+
+// ParseEncoder checks that b is an exported encoder (path names it in
+// errors, e.g. an in-memory export during training).
+func ParseEncoder(path string, b []byte) (*Encoder, error) {
 	var m onnx.ModelProto
 	if err := proto.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("eval: %s is not an ONNX model: %w", path, err)

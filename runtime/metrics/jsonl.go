@@ -119,6 +119,20 @@ func (w *JSONLWriter) Write(s Step) error {
 	return nil
 }
 
+// WriteEval appends an evaluation record as one line.
+func (w *JSONLWriter) WriteEval(e Eval) error {
+	if w.f == nil {
+		return fmt.Errorf("metrics: write the evaluation of step %d to %s: writer is closed", e.Step, w.path)
+	}
+	w.buf = append(e.AppendJSON(w.buf[:0]), '\n')
+	if _, err := w.f.Write(w.buf); err != nil {
+		w.f.Truncate(w.size)
+		return fmt.Errorf("metrics: write the evaluation of step %d to %s: %w", e.Step, w.path, err)
+	}
+	w.size += int64(len(w.buf))
+	return nil
+}
+
 // Close closes the file. Closing a closed writer does nothing and returns nil.
 func (w *JSONLWriter) Close() error {
 	if w.f == nil {

@@ -21,6 +21,7 @@ const (
 	NameEpoch           = "simclr_epoch"
 	NameSkippedImages   = "simclr_skipped_images_total"
 	NameRunInfo         = "simclr_run_info"
+	NameKNNAccuracy     = "simclr_knn_accuracy"
 )
 
 // Help texts of the Prometheus metrics, in the order of the names above.
@@ -35,6 +36,7 @@ const (
 	HelpEpoch           = "Epoch (0-based) of the last training step."
 	HelpSkippedImages   = "Corrupt or unreadable images skipped so far in the run (the cumulative count the loop reports)."
 	HelpRunInfo         = "Configuration of the run in its labels (arch, stem, image_size, batch_size, ep); always 1."
+	HelpKNNAccuracy     = "kNN top-1 accuracy (fraction) of the encoder on the held-out split at the last evaluation (--eval-every)."
 )
 
 // StepDurationBuckets are the upper bounds, in seconds, of the
@@ -67,6 +69,7 @@ func Descriptions() []Description {
 		{NameEpoch, "gauge", HelpEpoch},
 		{NameSkippedImages, "counter", HelpSkippedImages},
 		{NameRunInfo, "gauge", HelpRunInfo},
+		{NameKNNAccuracy, "gauge", HelpKNNAccuracy},
 	}
 }
 
@@ -86,7 +89,7 @@ type RunInfo struct {
 type Metrics struct {
 	reg *prometheus.Registry
 
-	loss, lr, epoch              prometheus.Gauge
+	loss, lr, epoch, knn         prometheus.Gauge
 	stepDuration, dataWait       prometheus.Histogram
 	images, dataWaitTotal, steps prometheus.Counter
 	skipped                      prometheus.Counter
@@ -116,6 +119,7 @@ func NewMetrics(info RunInfo) (*Metrics, error) {
 		steps:   prometheus.NewCounter(prometheus.CounterOpts{Name: NameSteps, Help: HelpSteps}),
 		epoch:   prometheus.NewGauge(prometheus.GaugeOpts{Name: NameEpoch, Help: HelpEpoch}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: NameSkippedImages, Help: HelpSkippedImages}),
+		knn:     prometheus.NewGauge(prometheus.GaugeOpts{Name: NameKNNAccuracy, Help: HelpKNNAccuracy}),
 	}
 	runInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: NameRunInfo,
@@ -131,7 +135,7 @@ func NewMetrics(info RunInfo) (*Metrics, error) {
 	runInfo.Set(1)
 	for _, c := range []prometheus.Collector{
 		m.loss, m.lr, m.stepDuration, m.images, m.dataWaitTotal, m.dataWait,
-		m.steps, m.epoch, m.skipped, runInfo,
+		m.steps, m.epoch, m.skipped, m.knn, runInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -151,6 +155,9 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // histograms, and adds the growth of the cumulative s.SkippedImages since
 // the last step to simclr_skipped_images_total. It does not allocate.
 // Observe is not safe for concurrent use with itself.
+// ObserveEval records an evaluation's kNN accuracy.
+func (m *Metrics) ObserveEval(e Eval) { m.knn.Set(e.KNNTop1) }
+
 func (m *Metrics) Observe(s Step) {
 	m.loss.Set(s.Loss)
 	m.lr.Set(s.LR)

@@ -130,6 +130,23 @@ func (r *Reporter) Report(s Step) error {
 	return err
 }
 
+// ReportEval records an evaluation during training: a metrics.jsonl
+// record, the simclr_knn_accuracy gauge and a log line.
+func (r *Reporter) ReportEval(e Eval) error {
+	if r.closed {
+		return fmt.Errorf("metrics: report the evaluation of step %d: reporter is closed", e.Step)
+	}
+	var err error
+	if r.jsonl != nil {
+		err = r.jsonl.WriteEval(e)
+	}
+	r.metrics.ObserveEval(e)
+	w := r.logger.w
+	fmt.Fprintf(w, "kNN top-1 after %d steps: %.2f%% ± %.2f on %d held-out images (evaluated in %.1f s)\n",
+		e.Step, 100*e.KNNTop1, 100*e.KNNStdErr, e.KNNImages, e.Seconds)
+	return err
+}
+
 // Registry returns the Prometheus registry of the run's metrics.
 func (r *Reporter) Registry() *prometheus.Registry { return r.metrics.Registry() }
 

@@ -64,3 +64,33 @@ func appendJSONFloat(dst []byte, f float64) []byte {
 	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
+
+// Eval is what one evaluation during training reports: a record of its own
+// in metrics.jsonl, beside the step records.
+type Eval struct {
+	// Step is the number of steps trained when the encoder was evaluated.
+	Step int64 `json:"step"`
+	// KNNTop1 is the kNN top-1 accuracy (fraction) on the held-out split,
+	// KNNStdErr its binomial standard error and KNNImages the number of
+	// test images.
+	KNNTop1   float64 `json:"knn_top1"`
+	KNNStdErr float64 `json:"knn_std_err"`
+	KNNImages int     `json:"knn_images"`
+	// Seconds is how long training stood still for the evaluation.
+	Seconds float64 `json:"eval_seconds"`
+}
+
+// AppendJSON appends e as one JSON object.
+func (e Eval) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"step":`...)
+	dst = strconv.AppendInt(dst, e.Step, 10)
+	dst = append(dst, `,"knn_top1":`...)
+	dst = appendJSONFloat(dst, e.KNNTop1)
+	dst = append(dst, `,"knn_std_err":`...)
+	dst = appendJSONFloat(dst, e.KNNStdErr)
+	dst = append(dst, `,"knn_images":`...)
+	dst = strconv.AppendInt(dst, int64(e.KNNImages), 10)
+	dst = append(dst, `,"eval_seconds":`...)
+	dst = appendJSONFloat(dst, e.Seconds)
+	return append(dst, '}')
+}

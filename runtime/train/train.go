@@ -49,6 +49,7 @@ import (
 	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
+	"github.com/simclr-ort/simclr-ort/runtime/metrics"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 )
@@ -135,6 +136,14 @@ type Options struct {
 	// Holder describes this process in the run directory's lock (e.g. the
 	// command line); another process that tries the directory is told.
 	Holder string
+	// EvalEvery, when positive, measures the encoder every that many steps
+	// (and after the last): kNN top-1 (EvalK neighbours, 0: 200) on
+	// EvalTestImages held-out images (0: 2000) against EvalTrainImages
+	// labelled reference images (0: 10000), in the log, metrics.jsonl and
+	// Prometheus (simclr_knn_accuracy).
+	EvalEvery                       int
+	EvalK                           int
+	EvalTrainImages, EvalTestImages int
 	// MetricsAddr serves Prometheus metrics (e.g. ":9090"); empty for none.
 	MetricsAddr string
 	// Provider ("cpu" or "cuda"), DeviceID, Threads and ORTLib configure
@@ -178,6 +187,8 @@ type Result struct {
 	// CheckpointStep the step it holds.
 	Checkpoint     string
 	CheckpointStep int64
+	// Evals are the evaluations of this invocation (Options.EvalEvery).
+	Evals []metrics.Eval
 	// Checkpoints is how many checkpoints this invocation wrote, and
 	// CheckpointSeconds how long training stood still for them in all.
 	Checkpoints       int
@@ -206,6 +217,10 @@ func (o Options) Validate() error {
 	neg("--threads", o.Threads)
 	neg("--log-every", o.LogEvery)
 	neg("--device-id", o.DeviceID)
+	neg("--eval-every", o.EvalEvery)
+	neg("--eval-k", o.EvalK)
+	neg("--eval-train-images", o.EvalTrainImages)
+	neg("--eval-test-images", o.EvalTestImages)
 	if !(o.CheckpointEveryMinutes >= 0) || math.IsInf(o.CheckpointEveryMinutes, 0) {
 		errs = append(errs, fmt.Sprintf("--checkpoint-every-minutes %v must be a non-negative number", o.CheckpointEveryMinutes))
 	}

@@ -48,6 +48,9 @@ type Trainer struct {
 	rep      *metrics.Reporter
 	ckptPath string
 	lock     *rundir.Lock
+	eval     *evaluator
+	// evals are the evaluations this invocation made.
+	evals []metrics.Eval
 	// lastSave is when the last checkpoint was written (or the run
 	// started), for CheckpointEveryMinutes.
 	lastSave time.Time
@@ -75,6 +78,7 @@ func New(ctx context.Context, o Options) (*Trainer, error) {
 		t.newOptimizer,
 		t.restoreOrInitialize,
 		t.newReporter,
+		t.newEvaluator,
 		t.startLoader,
 	} {
 		if err := setup(ctx); err != nil {
@@ -340,6 +344,41 @@ func (t *Trainer) newReporter(context.Context) error {
 	return nil
 }
 
+// newEvaluator opens the evaluation's images (rank 0, which alone
+// evaluates: every rank holds the same weights).
+func (t *Trainer) newEvaluator(context.Context) error {
+	if t.o.EvalEvery <= 0 || t.rank != 0 || t.Done() {
+		return nil
+	}
+	e, what, err := newEvaluator(&t.o, ort.Options{IntraOpThreads: t.threads, Provider: t.o.Provider, DeviceID: t.o.DeviceID, CUDA: t.o.CUDA})
+	if err != nil {
+		return err
+	}
+	t.eval = e
+	fmt.Fprintln(t.o.Out, what)
+	return nil
+}
+
+// evaluate measures the encoder with the weights after the steps done.
+func (t *Trainer) evaluate(ctx context.Context) error {
+	ck, err := checkpoint.New(t.eng.manifest(), t.eng.params(), t.eng.buffers(), t.opt.State())
+	if err != nil {
+		return err
+	}
+	ck.Step = t.res.Steps
+	e, err := t.eval.run(ctx, ck)
+	if err != nil {
+		return fmt.Errorf("train: evaluate after step %d: %w", t.res.Steps, err)
+	}
+	t.evals = append(t.evals, e)
+	if t.rep != nil {
+		if err := t.rep.ReportEval(e); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
+	return nil
+}
+
 // startLoader starts decoding from the run's next step.
 func (t *Trainer) startLoader(ctx context.Context) error {
 	if t.world > 1 {
@@ -412,6 +451,11 @@ func (t *Trainer) Step(ctx context.Context) error {
 		t.stopAll = true
 		t.interrupted = ctx.Err() != nil
 		return nil
+	}
+	if t.eval != nil && (t.res.Steps%int64(t.o.EvalEvery) == 0 || t.res.Steps == int64(t.total)) {
+		if err := t.evaluate(ctx); err != nil {
+			return err
+		}
 	}
 	if t.checkpointDue() {
 		return t.Checkpoint()
@@ -536,6 +580,7 @@ func (t *Trainer) Finish(ctx context.Context) (*Result, error) {
 func (t *Trainer) Result() *Result {
 	r := t.res
 	r.Losses = append([]float64(nil), t.res.Losses...)
+	r.Evals = append([]metrics.Eval(nil), t.evals...)
 	if t.started {
 		r.Wall = t.last.Sub(t.res.started)
 	}
