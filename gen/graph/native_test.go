@@ -59,6 +59,15 @@ func nativeVJPCases() []gradcheck.Case {
 		{Name: "MaxPoolForward k2 s2 p0", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 2, 6, 5}, Init: gradcheck.Distinct(3)}},
 			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.NativeMaxPool(in[0], 2, 2, 0) }),
 			Epsilon: 1e-3, Tolerance: tolLinear, NativeKernels: true},
+		{Name: "ReluForward", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{3, 4, 5}, Init: gradcheck.Distinct(2)}},
+			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.NativeRelu(in[0]) }),
+			Epsilon: 1e-2, Tolerance: tolLinear, NativeKernels: true},
+		{Name: "BatchNormForward", Inputs: []gradcheck.Input{in("x", 4, 3, 3, 2), {Name: "scale", Shape: graph.Shape{3}, Init: gradcheck.Uniform(0.5, 2)}, in("bias", 3)},
+			Build: func(g *graph.Graph, in []*graph.Value) []*graph.Value {
+				y, _, _ := g.NativeBatchNormTrain(in[0], in[1], in[2], 1e-5)
+				return []*graph.Value{y}
+			},
+			Epsilon: 1e-2, Tolerance: tolNormalised, NativeKernels: true},
 		// The standard formulations behind a native forward.
 		nativeConv(graph.Shape{2, 3, 6, 5}, graph.Shape{4, 3, 3, 3}, 1, 1, standard),
 		nativeConv(graph.Shape{2, 3, 7, 6}, graph.Shape{4, 3, 3, 3}, 2, 1, standard),
@@ -280,6 +289,92 @@ func TestNativeMaxPoolMatchesStandard(t *testing.T) {
 						t.Errorf("%s[%d] = %v, MaxPool gives %v", name, i, got[name][i], want[name][i])
 						break
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestNativeReluAndBatchNormMatchStandard: ReluForward/ReluBackward give
+// Relu and its gradient exactly; BatchNormForward/BatchNormBackward give
+// BatchNormTrain's output, batch statistics and gradients to float32
+// rounding (the native ones sum in double).
+func TestNativeReluAndBatchNormMatchStandard(t *testing.T) {
+	initNative(t)
+	for _, shape := range []graph.Shape{{8, 16, 7, 7}, {4, 3, 1, 1}, {2, 64, 16, 16}, {3, 5}} {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
+			run := func(native bool) map[string][]float32 {
+				g := graph.New("bn")
+				x := g.Input("x", graph.Float, shape)
+				scale := g.Input("scale", graph.Float, graph.Shape{shape[1]})
+				bias := g.Input("bias", graph.Float, graph.Shape{shape[1]})
+				var y, mean, variance *graph.Value
+				switch {
+				case len(shape) < 3:
+					y = g.Add(g.Mul(x, g.Reshape(scale, graph.Shape{1, shape[1]})), g.Reshape(bias, graph.Shape{1, shape[1]}))
+				case native:
+					y, mean, variance = g.NativeBatchNormTrain(x, scale, bias, 1e-5)
+				default:
+					y, mean, variance = g.BatchNormTrain(x, scale, bias, 1e-5)
+				}
+				if native {
+					y = g.NativeRelu(y)
+				} else {
+					y = g.Relu(y)
+				}
+				r := rand.New(rand.NewPCG(7, 7))
+				weights := make([]float32, y.Shape().Size())
+				normal(r, weights)
+				axes := make([]int64, len(shape))
+				for i := range axes {
+					axes[i] = int64(i)
+				}
+				loss := g.ReduceSum(g.Mul(y, g.ConstFloat(y.Shape(), weights)), axes, false)
+				grads := g.Gradients(loss, []*graph.Value{x, scale, bias})
+				g.Output("y", g.Identity(y))
+				if mean != nil {
+					g.Output("mean", mean)
+					g.Output("variance", variance)
+				}
+				for i, name := range []string{"dx", "dscale", "dbias"} {
+					g.Output(name, grads[i])
+				}
+				model, err := graph.Marshal(g.Model("test", nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := map[string][]float32{}
+				var ins, outs []ort.Binding
+				r = rand.New(rand.NewPCG(3, 3))
+				for _, v := range g.Inputs() {
+					data[v.Name()] = make([]float32, v.Shape().Size())
+					normal(r, data[v.Name()])
+					ins = append(ins, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
+				}
+				for _, v := range g.Outputs() {
+					data[v.Name()] = make([]float32, v.Shape().Size())
+					outs = append(outs, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
+				}
+				s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: 2, NativeKernels: native})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if err := s.Run(); err != nil {
+					t.Fatal(err)
+				}
+				return data
+			}
+			want, got := run(false), run(true)
+			for name := range want {
+				if _, ok := map[string]bool{"x": true, "scale": true, "bias": true}[name]; ok {
+					continue
+				}
+				rel, elem := gradcheck.RelL2(got[name], want[name]), maxRelError(got[name], want[name])
+				if !(rel < 1e-5) || !(elem < 1e-5) {
+					t.Errorf("%s: relative L2 %.2g, worst element %.2g of the scale (want < 1e-5)", name, rel, elem)
+				} else {
+					t.Logf("%s: relative L2 %.2g, worst element %.2g of the scale", name, rel, elem)
 				}
 			}
 		})

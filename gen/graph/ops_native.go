@@ -208,3 +208,85 @@ func init() {
 		return nativeMaxPoolVJP(g, n, d)
 	})
 }
+
+type nativeReluOp struct{}
+
+func (nativeReluOp) OpType() string                     { return nativeop.ReluForward.Name }
+func (nativeReluOp) Domain() (string, int64)            { return nativeop.Domain, nativeop.Version }
+func (nativeReluOp) Attributes() []*onnx.AttributeProto { return nil }
+
+type nativeReluBackwardOp struct{}
+
+func (nativeReluBackwardOp) OpType() string                     { return nativeop.ReluBackward.Name }
+func (nativeReluBackwardOp) Domain() (string, int64)            { return nativeop.Domain, nativeop.Version }
+func (nativeReluBackwardOp) Attributes() []*onnx.AttributeProto { return nil }
+
+// NativeRelu is Relu computed by the native ReluForward kernel; its
+// gradient, ReluBackward, is one pass (dy where y > 0) where Relu's is two
+// (Greater, then Where) and a boolean tensor between them.
+func (g *Graph) NativeRelu(x *Value) *Value {
+	g.check(x)
+	return g.add1(nativeReluOp{}, []*Value{x}, Float, x.shape)
+}
+
+type nativeBatchNormOp struct {
+	epsilon float32
+}
+
+func (nativeBatchNormOp) OpType() string          { return nativeop.BatchNormForward.Name }
+func (nativeBatchNormOp) Domain() (string, int64) { return nativeop.Domain, nativeop.Version }
+func (o nativeBatchNormOp) Attributes() []*onnx.AttributeProto {
+	return []*onnx.AttributeProto{attrFloat(nativeop.BatchNormForward.FloatAttrs[0], o.epsilon)}
+}
+
+type nativeBatchNormBackwardOp struct {
+	epsilon float32
+}
+
+func (nativeBatchNormBackwardOp) OpType() string          { return nativeop.BatchNormBackward.Name }
+func (nativeBatchNormBackwardOp) Domain() (string, int64) { return nativeop.Domain, nativeop.Version }
+func (o nativeBatchNormBackwardOp) Attributes() []*onnx.AttributeProto {
+	return []*onnx.AttributeProto{attrFloat(nativeop.BatchNormBackward.FloatAttrs[0], o.epsilon)}
+}
+
+// NativeBatchNormTrain is BatchNormTrain computed by the native
+// BatchNormForward kernel: y = scale·x̂ + bias with x [N,C,...] normalised by
+// its own batch statistics, and the batch mean and biased variance ([C]).
+// Its gradient, BatchNormBackward, reads x and dy twice (the two sums, then
+// dx) where BatchNormTrain's standard gradient takes seven passes.
+func (g *Graph) NativeBatchNormTrain(x, scale, bias *Value, epsilon float32) (y, mean, variance *Value) {
+	g.check(x, scale, bias)
+	c := checkChannels("NativeBatchNormTrain", x, scale, bias)
+	outs := g.addNode(nativeBatchNormOp{epsilon: epsilon}, []*Value{x, scale, bias},
+		[]outSpec{{Float, x.shape}, {Float, Shape{c}}, {Float, Shape{c}}})
+	return outs[0], outs[1], outs[2]
+}
+
+func nativeBatchNormVJP(g *Graph, n *Node, d []*Value) []*Value {
+	if d[1] != nil || d[2] != nil {
+		panic("graph: gradients through BatchNormForward's batch statistics are not supported; update running statistics outside the loss")
+	}
+	op := n.Op.(nativeBatchNormOp)
+	x, scale := n.Inputs[0], n.Inputs[1]
+	c := x.shape[1]
+	outs := g.addNode(nativeBatchNormBackwardOp{epsilon: op.epsilon}, []*Value{d[0], x, scale, n.Outputs[1], n.Outputs[2]},
+		[]outSpec{{Float, x.shape}, {Float, Shape{c}}, {Float, Shape{c}}})
+	return []*Value{outs[0], outs[1], outs[2]}
+}
+
+func init() {
+	registerVJP(nativeop.ReluForward.Name, func(g *Graph, n *Node, d []*Value) []*Value {
+		return []*Value{g.add1(nativeReluBackwardOp{}, []*Value{d[0], n.Outputs[0]}, Float, n.Inputs[0].shape)}
+	})
+	registerVJP(nativeop.BatchNormForward.Name, func(g *Graph, n *Node, d []*Value) []*Value {
+		// The parity gate's BatchNorm mutant wrongs the native BatchNorm as
+		// it wrongs BatchNormalization: its rule reads the epsilon, scale
+		// and variance from a training BatchNormalization node.
+		if m := g.mutant; m != nil && m.opType == "BatchNormalization" {
+			o := n.Op.(nativeBatchNormOp)
+			bn := &Node{Op: batchNormOp{epsilon: o.epsilon, training: true}, Inputs: n.Inputs, Outputs: n.Outputs, name: n.name}
+			return m.rule(g, bn, d, func(g *Graph, _ *Node, d []*Value) []*Value { return nativeBatchNormVJP(g, n, d) })
+		}
+		return nativeBatchNormVJP(g, n, d)
+	})
+}

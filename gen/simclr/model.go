@@ -62,7 +62,12 @@ func newNet(g *graph.Graph, cfg graphs.Config, mode bnMode) *net {
 // relu is the ReLU of the PyTorch module named module (torchvision's
 // blocks call their one ReLU module several times).
 func (n *net) relu(module string, x *graph.Value) *graph.Value {
-	y := n.g.Relu(x)
+	var y *graph.Value
+	if n.native && n.mode == bnTrain {
+		y = n.g.NativeRelu(x)
+	} else {
+		y = n.g.Relu(x)
+	}
 	n.record("relu", module, y.Shape(), func() *graph.Value { return y })
 	return y
 }
@@ -212,6 +217,9 @@ func (n *net) momentumUpdate(running *graph.Value, batch []*graph.Value, m, scal
 // mean and the biased batch variance, by the configured lowering.
 func (n *net) trainBatchNorm(x, gamma, beta *graph.Value) (y, mean, variance *graph.Value) {
 	if n.cfg.BNLowering == "onnx" {
+		if n.native {
+			return n.g.NativeBatchNormTrain(x, gamma, beta, bnEpsilon)
+		}
 		return n.g.BatchNormTrain(x, gamma, beta, bnEpsilon)
 	}
 	g := n.g

@@ -9,7 +9,8 @@
 // Tensors are NCHW, float32 unless an op lists them in Int64; convolutions
 // and poolings are 2-D with square kernels, equal strides in both
 // dimensions and symmetric padding; convolutions have no bias, group 1 and
-// dilation 1. Every attribute is a required int64.
+// dilation 1. Every attribute is required: an int64 (Attrs) or a float32
+// (FloatAttrs).
 //
 // Op names never reuse a standard ONNX op's name: the generator's gradient
 // rules are found by op type in one table.
@@ -29,6 +30,8 @@ type Op struct {
 	Inputs, Outputs []string
 	// Attrs are the op's int64 attributes (all required).
 	Attrs []string
+	// FloatAttrs are the op's float32 attributes (all required).
+	FloatAttrs []string
 	// Int64 names the inputs and outputs that are int64 tensors; the
 	// others are float32.
 	Int64 []string
@@ -91,9 +94,48 @@ var (
 	}
 )
 
+// ReLU and training-mode BatchNorm with their gradients, each gradient one
+// pass (or two) over the data where the standard formulations take several.
+var (
+	// ReluForward is ONNX Relu.
+	ReluForward = Op{
+		Name:    "ReluForward",
+		Inputs:  []string{"X"},
+		Outputs: []string{"Y"},
+		Doc:     "Y = max(X, 0)",
+	}
+	// ReluBackward is the gradient of ReluForward, from its output.
+	ReluBackward = Op{
+		Name:    "ReluBackward",
+		Inputs:  []string{"dY", "Y"},
+		Outputs: []string{"dX"},
+		Doc:     "dX = dY where Y > 0, else 0",
+	}
+	// BatchNormForward is training-mode BatchNorm over N, H and W.
+	BatchNormForward = Op{
+		Name:       "BatchNormForward",
+		Inputs:     []string{"X", "scale", "bias"},
+		Outputs:    []string{"Y", "mean", "variance"},
+		FloatAttrs: []string{"epsilon"},
+		Doc: "mean[C], variance[C] = the batch mean and biased variance of X[N,C,H,W] per channel; " +
+			"Y = scale (X - mean)/sqrt(variance + epsilon) + bias (ONNX BatchNormalization, training_mode 1, momentum 0)",
+	}
+	// BatchNormBackward is the gradient of BatchNormForward's Y with
+	// respect to X, scale and bias.
+	BatchNormBackward = Op{
+		Name:       "BatchNormBackward",
+		Inputs:     []string{"dY", "X", "scale", "mean", "variance"},
+		Outputs:    []string{"dX", "dscale", "dbias"},
+		FloatAttrs: []string{"epsilon"},
+		Doc: "with x̂ = (X - mean)/sqrt(variance + epsilon), a = scale/sqrt(variance + epsilon) and M = N H W: " +
+			"dbias = Σ dY, dscale = Σ dY x̂, dX = a (dY - dbias/M - x̂ dscale/M)",
+	}
+)
+
 // Ops lists every op of the domain.
 func Ops() []Op {
-	return []Op{ConvForward, ConvBackwardData, ConvBackwardWeights, MaxPoolForward, MaxPoolBackward}
+	return []Op{ConvForward, ConvBackwardData, ConvBackwardWeights, MaxPoolForward, MaxPoolBackward,
+		ReluForward, ReluBackward, BatchNormForward, BatchNormBackward}
 }
 
 // IsInt64 reports whether the op's tensor name is int64.

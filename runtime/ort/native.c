@@ -303,9 +303,11 @@ typedef struct simclr_kernel {
 	const char* name;
 	int kind;
 	int inputs, outputs;
-	int input_types[2], output_types[2];
+	int input_types[5], output_types[3];
 	int n_attrs;
 	const char* attrs[6];
+	int n_float_attrs;
+	const char* float_attrs[2];
 	OrtStatus* (*compute)(kernel_state* s, OrtKernelContext* ctx);
 } simclr_kernel;
 
@@ -318,6 +320,7 @@ struct simclr_op {
 struct kernel_state {
 	const simclr_kernel* def;
 	int64_t attr[6];
+	float fattr[2];
 	int threads;
 	pthread_mutex_t mu;
 	sdnnl_stream stream;
@@ -700,13 +703,19 @@ static void pool_forward_plane(void* user, size_t i) {
 		int64_t y0 = oy * j->stride - j->pad, ylo = y0 < 0 ? 0 : y0, yhi = y0 + j->k < j->h ? y0 + j->k : j->h;
 		for (int64_t ox = 0; ox < j->ow; ox++) {
 			int64_t x0 = ox * j->stride - j->pad, xlo = x0 < 0 ? 0 : x0, xhi = x0 + j->k < j->w ? x0 + j->k : j->w;
-			float best = -INFINITY;
-			int64_t at = -1;
-			for (int64_t r = ylo; r < yhi; r++)
+			// Branch-free: on random data a branch on v > best mispredicts
+			// about half the time.
+			int64_t at = ylo * j->w + xlo;
+			float best = x[at];
+			for (int64_t r = ylo; r < yhi; r++) {
+				const float* row = x + r * j->w;
 				for (int64_t c = xlo; c < xhi; c++) {
-					float v = x[r * j->w + c];
-					if (at < 0 || v > best) best = v, at = r * j->w + c;
+					float v = row[c];
+					int gt = v > best;
+					best = gt ? v : best;
+					at = gt ? r * j->w + c : at;
 				}
+			}
 			y[oy * j->ow + ox] = best;
 			idx[oy * j->ow + ox] = base + at;
 		}
@@ -778,16 +787,194 @@ static OrtStatus* pool_compute(kernel_state* s, OrtKernelContext* ctx) {
 	return NULL;
 }
 
+// ---- ReLU and training-mode BatchNorm, on ONNX Runtime's intra-op threads.
+
+enum { RELU_FORWARD = 20, RELU_BACKWARD, BN_FORWARD, BN_BACKWARD };
+
+// RELU_CHUNK elements per parallel task.
+#define RELU_CHUNK 16384
+
+typedef struct {
+	const float *a, *b;
+	float* out;
+	size_t n;
+} relu_job;
+
+// The loops below copy what they use out of the job into restrict-qualified
+// locals: through the job pointer, every store could alias it and the
+// compiler would reload the pointers element by element (that made these
+// loops 5-10 times slower than ONNX Runtime's).
+
+static void relu_forward_chunk(void* user, size_t i) {
+	const relu_job* j = user;
+	size_t lo = i * RELU_CHUNK, hi = lo + RELU_CHUNK < j->n ? lo + RELU_CHUNK : j->n;
+	const float* restrict a = j->a;
+	float* restrict out = j->out;
+	for (size_t k = lo; k < hi; k++) out[k] = a[k] > 0.0f ? a[k] : 0.0f;
+}
+
+static void relu_backward_chunk(void* user, size_t i) {
+	const relu_job* j = user; // a = dY, b = Y
+	size_t lo = i * RELU_CHUNK, hi = lo + RELU_CHUNK < j->n ? lo + RELU_CHUNK : j->n;
+	const float* restrict dy = j->a;
+	const float* restrict y = j->b;
+	float* restrict out = j->out;
+	for (size_t k = lo; k < hi; k++) {
+		float d = dy[k]; // loaded unconditionally, so that the loop vectorises
+		out[k] = y[k] > 0.0f ? d : 0.0f;
+	}
+}
+
+static OrtStatus* relu_compute(kernel_state* s, OrtKernelContext* ctx) {
+	const OrtValue *a, *b = NULL;
+	OrtStatus* st;
+	if ((st = ort_input(ctx, 0, &a))) return st;
+	int64_t d[8], e[8];
+	size_t n, m;
+	if ((st = ort_shape(a, d, 8, &n))) return st;
+	size_t count = 1;
+	for (size_t i = 0; i < n; i++) count *= (size_t)d[i];
+	relu_job j = {.n = count};
+	void* p;
+	if ((st = ort_data(a, &p))) return st;
+	j.a = p;
+	if (s->def->kind == RELU_BACKWARD) {
+		if ((st = ort_input(ctx, 1, &b)) || (st = ort_shape(b, e, 8, &m))) return st;
+		if (m != n || memcmp(d, e, n * sizeof d[0]) != 0) return ort_error("ReluBackward: dY and Y of different shapes");
+		if ((st = ort_data(b, &p))) return st;
+		j.b = p;
+	}
+	OrtValue* y;
+	if ((st = ort_output(ctx, 0, d, n, &y)) || (st = ort_data(y, &p))) return st;
+	j.out = p;
+	return ort_parallel_for(ctx, s->def->kind == RELU_FORWARD ? relu_forward_chunk : relu_backward_chunk,
+		(count + RELU_CHUNK - 1) / RELU_CHUNK, &j);
+}
+
+typedef struct {
+	const float *x, *dy, *scale, *bias, *mean, *var;
+	float *y, *dx, *out_mean, *out_var, *dscale, *dbias;
+	int64_t n, c, hw;
+	float eps;
+} bn_job;
+
+// bn_forward_channel normalises channel c with its batch statistics, summed
+// in double over N, H and W (two passes: mean, then squared deviations).
+static void bn_forward_channel(void* user, size_t c) {
+	const bn_job* j = user;
+	const int64_t N = j->n, C = j->c, HW = j->hw;
+	double sum = 0, sq = 0;
+	for (int64_t n = 0; n < N; n++) {
+		const float* restrict x = j->x + (n * C + (int64_t)c) * HW;
+		float s = 0; // per image in float (at most a few thousand terms), then double
+		for (int64_t i = 0; i < HW; i++) s += x[i];
+		sum += s;
+	}
+	double count = (double)(N * HW), mean = sum / count;
+	float fmean = (float)mean;
+	for (int64_t n = 0; n < N; n++) {
+		const float* restrict x = j->x + (n * C + (int64_t)c) * HW;
+		float s = 0;
+		for (int64_t i = 0; i < HW; i++) {
+			float d = x[i] - fmean;
+			s += d * d;
+		}
+		sq += s;
+	}
+	double var = sq / count, inv = 1.0 / sqrt(var + j->eps);
+	float a = (float)(j->scale[c] * inv), b = (float)(j->bias[c] - mean * j->scale[c] * inv);
+	for (int64_t n = 0; n < N; n++) {
+		const float* restrict x = j->x + (n * C + (int64_t)c) * HW;
+		float* restrict y = j->y + (n * C + (int64_t)c) * HW;
+		for (int64_t i = 0; i < HW; i++) y[i] = a * x[i] + b;
+	}
+	j->out_mean[c] = fmean;
+	j->out_var[c] = (float)var;
+}
+
+// bn_backward_channel: one pass for dbias = Σ dY and dscale = Σ dY x̂, one
+// for dX.
+static void bn_backward_channel(void* user, size_t c) {
+	const bn_job* j = user;
+	const int64_t N = j->n, C = j->c, HW = j->hw;
+	const float mean = j->mean[c];
+	double inv = 1.0 / sqrt((double)j->var[c] + j->eps);
+	double sdy = 0, sdyx = 0;
+	for (int64_t n = 0; n < N; n++) {
+		const float* restrict x = j->x + (n * C + (int64_t)c) * HW;
+		const float* restrict dy = j->dy + (n * C + (int64_t)c) * HW;
+		float s1 = 0, s2 = 0;
+		for (int64_t i = 0; i < HW; i++) {
+			s1 += dy[i];
+			s2 += dy[i] * (x[i] - mean);
+		}
+		sdy += s1;
+		sdyx += s2;
+	}
+	double dbias = sdy, dscale = sdyx * inv, count = (double)(N * HW);
+	// dX = a dY + (-a dscale inv / M) (X - mean) + (-a dbias / M)
+	double a = j->scale[c] * inv;
+	const float fa = (float)a, fk = (float)(-a * dscale * inv / count), fb = (float)(-a * dbias / count);
+	for (int64_t n = 0; n < N; n++) {
+		const float* restrict x = j->x + (n * C + (int64_t)c) * HW;
+		const float* restrict dy = j->dy + (n * C + (int64_t)c) * HW;
+		float* restrict dx = j->dx + (n * C + (int64_t)c) * HW;
+		for (int64_t i = 0; i < HW; i++) dx[i] = fa * dy[i] + fk * (x[i] - mean) + fb;
+	}
+	j->dscale[c] = (float)dscale;
+	j->dbias[c] = (float)dbias;
+}
+
+static OrtStatus* bn_compute(kernel_state* s, OrtKernelContext* ctx) {
+	int backward = s->def->kind == BN_BACKWARD;
+	int inputs = backward ? 5 : 3;
+	const OrtValue* in[5];
+	void* data[5];
+	int64_t d[8], e[8];
+	size_t n, m;
+	OrtStatus* st;
+	for (int i = 0; i < inputs; i++)
+		if ((st = ort_input(ctx, (size_t)i, &in[i])) || (st = ort_data(in[i], &data[i]))) return st;
+	// X is input 0 of the forward, 1 of the backward (after dY).
+	if ((st = ort_shape(in[backward], d, 8, &n))) return st;
+	if (n < 2) return ort_error("%s: X of rank %zu, want [N,C,...]", s->def->name, n);
+	bn_job j = {.n = d[0], .c = d[1], .hw = 1, .eps = s->fattr[0]};
+	for (size_t i = 2; i < n; i++) j.hw *= d[i];
+	for (int i = 0; i < inputs; i++) {
+		if ((st = ort_shape(in[i], e, 8, &m))) return st;
+		int whole = i == 0 || (backward && i == 1);
+		if (whole ? (m != n || memcmp(d, e, n * sizeof d[0]) != 0) : (m != 1 || e[0] != j.c))
+			return ort_error("%s: input %d has the wrong shape for X of %lld channels", s->def->name, i, (long long)j.c);
+	}
+	int64_t cshape[1] = {j.c};
+	OrtValue* out[3];
+	void* od[3];
+	for (int i = 0; i < 3; i++)
+		if ((st = ort_output(ctx, (size_t)i, i == 0 ? d : cshape, i == 0 ? n : 1, &out[i])) || (st = ort_data(out[i], &od[i]))) return st;
+	if (!backward) {
+		j.x = data[0], j.scale = data[1], j.bias = data[2];
+		j.y = od[0], j.out_mean = od[1], j.out_var = od[2];
+		return ort_parallel_for(ctx, bn_forward_channel, (size_t)j.c, &j);
+	}
+	j.dy = data[0], j.x = data[1], j.scale = data[2], j.mean = data[3], j.var = data[4];
+	j.dx = od[0], j.dscale = od[1], j.dbias = od[2];
+	return ort_parallel_for(ctx, bn_backward_channel, (size_t)j.c, &j);
+}
+
 // The kernels, by op name; native.go checks them against the domain's
 // definition (internal/nativeop) before registering them.
 #define F simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
 #define I64 simclr_ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64
 static const simclr_kernel kernels[] = {
-	{"ConvForward", CONV_FORWARD, 2, 1, {F, F}, {F}, 2, {"stride", "pad"}, conv_compute},
-	{"ConvBackwardData", CONV_BACKWARD_DATA, 2, 1, {F, F}, {F}, 4, {"stride", "pad", "input_height", "input_width"}, conv_compute},
-	{"ConvBackwardWeights", CONV_BACKWARD_WEIGHTS, 2, 1, {F, F}, {F}, 3, {"stride", "pad", "kernel"}, conv_compute},
-	{"MaxPoolForward", POOL_FORWARD, 1, 2, {F}, {F, I64}, 3, {"kernel", "stride", "pad"}, pool_compute},
-	{"MaxPoolBackward", POOL_BACKWARD, 2, 1, {F, I64}, {F}, 2, {"input_height", "input_width"}, pool_compute},
+	{"ConvForward", CONV_FORWARD, 2, 1, {F, F}, {F}, 2, {"stride", "pad"}, 0, {0}, conv_compute},
+	{"ConvBackwardData", CONV_BACKWARD_DATA, 2, 1, {F, F}, {F}, 4, {"stride", "pad", "input_height", "input_width"}, 0, {0}, conv_compute},
+	{"ConvBackwardWeights", CONV_BACKWARD_WEIGHTS, 2, 1, {F, F}, {F}, 3, {"stride", "pad", "kernel"}, 0, {0}, conv_compute},
+	{"MaxPoolForward", POOL_FORWARD, 1, 2, {F}, {F, I64}, 3, {"kernel", "stride", "pad"}, 0, {0}, pool_compute},
+	{"MaxPoolBackward", POOL_BACKWARD, 2, 1, {F, I64}, {F}, 2, {"input_height", "input_width"}, 0, {0}, pool_compute},
+	{"ReluForward", RELU_FORWARD, 1, 1, {F}, {F}, 0, {0}, 0, {0}, relu_compute},
+	{"ReluBackward", RELU_BACKWARD, 2, 1, {F, F}, {F}, 0, {0}, 0, {0}, relu_compute},
+	{"BatchNormForward", BN_FORWARD, 3, 3, {F, F, F}, {F, F, F}, 0, {0}, 1, {"epsilon"}, bn_compute},
+	{"BatchNormBackward", BN_BACKWARD, 5, 3, {F, F, F, F, F}, {F, F, F}, 0, {0}, 1, {"epsilon"}, bn_compute},
 };
 #undef F
 #undef I64
@@ -826,6 +1013,15 @@ static OrtStatus* kernel_create(const simclr_OrtCustomOp* op, const void* api, c
 	s->def = o->kernel;
 	s->threads = o->threads;
 	pthread_mutex_init(&s->mu, NULL);
+	for (int i = 0; i < o->kernel->n_float_attrs; i++) {
+		OrtStatus* st = ORT_CALL(simclr_ort_KernelInfoGetAttribute_float, OrtStatus* (*)(const OrtKernelInfo*, const char*, float*))(info, o->kernel->float_attrs[i], &s->fattr[i]);
+		if (st) {
+			char msg[256];
+			simclr_native_status_message(st, msg, sizeof msg);
+			kernel_destroy(s);
+			return ort_error("%s needs the float attribute %s: %s", o->kernel->name, o->kernel->float_attrs[i], msg);
+		}
+	}
 	for (int i = 0; i < o->kernel->n_attrs; i++) {
 		OrtStatus* st = ORT_CALL(simclr_ort_KernelInfoGetAttribute_int64, OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*))(info, o->kernel->attrs[i], &s->attr[i]);
 		if (st) {
@@ -889,6 +1085,8 @@ void simclr_native_op_free(simclr_op* op) { free(op); }
 int simclr_native_op_inputs(const simclr_op* op) { return op->kernel->inputs; }
 int simclr_native_op_outputs(const simclr_op* op) { return op->kernel->outputs; }
 int simclr_native_op_attrs(const simclr_op* op) { return op->kernel->n_attrs; }
+int simclr_native_op_float_attrs(const simclr_op* op) { return op->kernel->n_float_attrs; }
+const char* simclr_native_op_float_attr(const simclr_op* op, int i) { return op->kernel->float_attrs[i]; }
 int simclr_native_op_input_type(const simclr_op* op, int i) { return op->kernel->input_types[i]; }
 int simclr_native_op_output_type(const simclr_op* op, int i) { return op->kernel->output_types[i]; }
 const char* simclr_native_op_attr(const simclr_op* op, int i) { return op->kernel->attrs[i]; }

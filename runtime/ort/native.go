@@ -10,7 +10,8 @@ package ort
 // graphs still run.
 
 /*
-#cgo LDFLAGS: -ldl -lpthread
+#cgo CFLAGS: -O3
+#cgo LDFLAGS: -ldl -lpthread -lm
 #include <stdlib.h>
 #include "native.h"
 */
@@ -144,6 +145,10 @@ func nativeOp(def nativeop.Op, threads int) (*C.simclr_op, error) {
 	for i := range attrs {
 		attrs[i] = C.GoString(C.simclr_native_op_attr(op, C.int(i)))
 	}
+	floatAttrs := make([]string, int(C.simclr_native_op_float_attrs(op)))
+	for i := range floatAttrs {
+		floatAttrs[i] = C.GoString(C.simclr_native_op_float_attr(op, C.int(i)))
+	}
 	types := func(n int, typ func(int) C.int) []string {
 		out := make([]string, n)
 		for i := range out {
@@ -163,10 +168,11 @@ func nativeOp(def nativeop.Op, threads int) (*C.simclr_op, error) {
 	}
 	ins := types(int(C.simclr_native_op_inputs(op)), func(i int) C.int { return C.simclr_native_op_input_type(op, C.int(i)) })
 	outs := types(int(C.simclr_native_op_outputs(op)), func(i int) C.int { return C.simclr_native_op_output_type(op, C.int(i)) })
-	if !slices.Equal(ins, want(def.Inputs)) || !slices.Equal(outs, want(def.Outputs)) || !slices.Equal(attrs, def.Attrs) {
+	if !slices.Equal(ins, want(def.Inputs)) || !slices.Equal(outs, want(def.Outputs)) || !slices.Equal(attrs, def.Attrs) ||
+		!slices.Equal(floatAttrs, def.FloatAttrs) {
 		C.simclr_native_op_free(op)
-		return nil, fmt.Errorf("ort: the CPU kernel of %s takes inputs %v, outputs %v and attributes %v; internal/nativeop defines %v, %v and %v",
-			def.Name, ins, outs, attrs, want(def.Inputs), want(def.Outputs), def.Attrs)
+		return nil, fmt.Errorf("ort: the CPU kernel of %s takes inputs %v, outputs %v and attributes %v and %v; internal/nativeop defines %v, %v, %v and %v",
+			def.Name, ins, outs, attrs, floatAttrs, want(def.Inputs), want(def.Outputs), def.Attrs, def.FloatAttrs)
 	}
 	return op, nil
 }
@@ -276,6 +282,7 @@ func nativeAPIPositions() map[string]int {
 		"AllocatorAlloc":                C.simclr_ort_AllocatorAlloc,
 		"AllocatorFree":                 C.simclr_ort_AllocatorFree,
 		"KernelInfoGetAttribute_int64":  C.simclr_ort_KernelInfoGetAttribute_int64,
+		"KernelInfoGetAttribute_float":  C.simclr_ort_KernelInfoGetAttribute_float,
 		"KernelContext_GetInputCount":   C.simclr_ort_KernelContext_GetInputCount,
 		"KernelContext_GetOutputCount":  C.simclr_ort_KernelContext_GetOutputCount,
 		"KernelContext_GetInput":        C.simclr_ort_KernelContext_GetInput,

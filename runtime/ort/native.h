@@ -49,6 +49,7 @@ enum {
 	simclr_ort_CreateCpuMemoryInfo = 69,
 	simclr_ort_AllocatorAlloc = 75,
 	simclr_ort_AllocatorFree = 76,
+	simclr_ort_KernelInfoGetAttribute_float = 85,
 	simclr_ort_KernelInfoGetAttribute_int64 = 86,
 	simclr_ort_KernelContext_GetInputCount = 88,
 	simclr_ort_KernelContext_GetOutputCount = 89,
@@ -196,6 +197,8 @@ int simclr_native_op_input_type(const simclr_op* op, int i);
 int simclr_native_op_output_type(const simclr_op* op, int i);
 int simclr_native_op_attrs(const simclr_op* op);
 const char* simclr_native_op_attr(const simclr_op* op, int i);
+int simclr_native_op_float_attrs(const simclr_op* op);
+const char* simclr_native_op_float_attr(const simclr_op* op, int i);
 
 // The domain calls, by position: each returns NULL or a status, whose
 // message simclr_native_status_message copies into buf before releasing it.
