@@ -39,6 +39,19 @@ func exportFlags(fs *pflag.FlagSet) func(context.Context) error {
 		if o.format == "safetensors" && !fs.Changed("out") {
 			o.out = "encoder.safetensors"
 		}
+		if !o.randomInit {
+			// A checkpoint knows its configuration; flags that would
+			// describe another one were silently ignored before.
+			var given []string
+			for _, name := range append(configFlagNames, "seed") {
+				if fs.Changed(name) {
+					given = append(given, "--"+name)
+				}
+			}
+			if len(given) > 0 {
+				return usageError{fmt.Errorf("export: %s describe a configuration, which only --random-init takes; a --checkpoint exports the configuration it was trained with: drop them", strings.Join(given, ", "))}
+			}
+		}
 		return runExport(ctx, o)
 	}
 }

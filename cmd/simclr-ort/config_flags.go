@@ -8,6 +8,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// configFlagNames are the flags addConfigFlags registers.
+var configFlagNames = []string{"arch", "stem", "image-size", "batch-size", "projection-dim", "temperature", "bn-groups", "bn-lowering", "conv-grad"}
+
 // addConfigFlags registers the flags that choose a graph configuration.
 func addConfigFlags(fs *pflag.FlagSet, c *graphs.Config) {
 	fs.StringVar(&c.Arch, "arch", "resnet18", "encoder: resnet18 or resnet50")

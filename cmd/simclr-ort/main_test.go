@@ -34,6 +34,7 @@ func TestBadUsageExitsTwo(t *testing.T) {
 		{"unknown flag", []string{"step", "--no-such-flag"}},
 		{"unknown architecture", []string{"generate", "--arch", "resnet7", "--out", t.TempDir()}},
 		{"batch too small", []string{"step", "--batch-size", "1"}},
+		{"export of a checkpoint with configuration flags", []string{"export", "--checkpoint", "run/checkpoint.ckpt", "--arch", "resnet50"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if code := run(context.Background(), tc.args); code != 2 {
