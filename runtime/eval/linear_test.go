@@ -31,12 +31,12 @@ func TestLinearObjectiveGradient(t *testing.T) {
 		w[i] = 0.3 * r.NormFloat64()
 	}
 	for _, l2 := range []float64{0, 1e-2} {
-		logits := make([]float64, classes)
+		obj := newLinearObjective(x, labels, dim, classes, l2)
 		f := func(w []float64) float64 {
-			v, _ := objective(w, nil, x, labels, dim, classes, width, l2, logits)
-			return v
+			return objective(w, nil, obj.x, labels, classes, width, l2, obj.logits)
 		}
-		_, got := objective(w, make([]float64, len(w)), x, labels, dim, classes, width, l2, logits)
+		got := make([]float64, len(w))
+		objective(w, got, obj.x, labels, classes, width, l2, obj.logits)
 		want := fd.Gradient(nil, f, w, &fd.Settings{Formula: fd.Central, Step: 1e-5})
 		var diff, norm float64
 		worst, at := 0.0, 0
