@@ -2,9 +2,10 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // The PyTorch reference's config/config.yaml (Spijkervet/SimCLR) is
@@ -57,6 +58,24 @@ func isReferenceConfig(raw map[string]any) bool {
 // for --out when the command line gives none.
 var referenceOut string
 
+// referenceMapped are the reference keys that are one simclr-ort key.
+var referenceMapped = map[string]string{"workers": "workers", "batch_size": "batch-size", "image_size": "image-size",
+	"epochs": "epochs", "projection_dim": "projection-dim", "seed": "seed", "weight_decay": "weight-decay",
+	"temperature": "temperature", "resnet": "arch", "optimizer": "optimizer"}
+
+// referenceUnused says why a reference key has no meaning here.
+var referenceUnused = map[string]string{
+	"start_epoch": "a resumed run continues at its checkpoint's own step",
+	"reload":      "continue a run with --resume RUNDIR", "epoch_num": "continue a run with --resume RUNDIR",
+	"pretrain":            "simclr-ort always trains the encoder from scratch",
+	"nodes":               "data-parallel runs are launched with mpirun -np N (see the README)",
+	"gpus":                "data-parallel runs are launched with mpirun -np N (see the README)",
+	"nr":                  "data-parallel runs are launched with mpirun -np N (see the README)",
+	"dataparallel":        "data-parallel runs are launched with mpirun -np N (see the README)",
+	"logistic_batch_size": "simclr-ort eval --protocol linear fits by L-BFGS to convergence",
+	"logistic_epochs":     "simclr-ort eval --protocol linear fits by L-BFGS to convergence",
+}
+
 // mapReferenceConfig fills c from the reference's keys and writes the
 // mapping on w.
 func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, w *strings.Builder) error {
@@ -73,127 +92,67 @@ func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, w *stri
 	}
 	sort.Strings(keys)
 	fmt.Fprintf(w, "%s is the PyTorch reference's config.yaml; its keys map onto simclr-ort's flags:\n", path)
-	mapped := func(k, flag string, v any) { fmt.Fprintf(w, "  %-20s %-12v -> --%s %v\n", k, raw[k], flag, v) }
-	reported := func(k, why string) { fmt.Fprintf(w, "  %-20s %-12v -> not used: %s\n", k, raw[k], why) }
-	asInt := func(k string) (int, error) {
-		switch v := raw[k].(type) {
-		case int:
-			return v, nil
-		case float64:
-			if v == float64(int(v)) {
-				return int(v), nil
-			}
-		}
-		return 0, fmt.Errorf("--config %s: %s is %v, want a whole number", path, k, raw[k])
-	}
-	asFloat := func(k string) (float64, error) {
-		switch v := raw[k].(type) {
-		case int:
-			return float64(v), nil
-		case float64:
-			return v, nil
-		}
-		return 0, fmt.Errorf("--config %s: %s is %v, want a number", path, k, raw[k])
-	}
-	asString := func(k string) (string, error) {
-		if s, ok := raw[k].(string); ok {
-			return s, nil
-		}
-		return "", fmt.Errorf("--config %s: %s is %v, want a string", path, k, raw[k])
-	}
 	for _, k := range keys {
-		var err error
+		v := raw[k]
+		if flag, ok := referenceMapped[k]; ok {
+			if s, isString := v.(string); isString && (k == "optimizer" || k == "resnet") {
+				v = strings.ToLower(s)
+			}
+			if err := setKey(c, flag, v); err != nil {
+				return fmt.Errorf("--config %s: %s: %w", path, k, err)
+			}
+			fmt.Fprintf(w, "  %-20s %-12v -> --%s %s\n", k, raw[k], flag, c.value(flag))
+			continue
+		}
+		if why, ok := referenceUnused[k]; ok {
+			fmt.Fprintf(w, "  %-20s %-12v -> not used: %s\n", k, raw[k], why)
+			continue
+		}
 		switch k {
-		case "workers", "batch_size", "image_size", "epochs", "projection_dim", "seed":
-			var n int
-			if n, err = asInt(k); err == nil {
-				flag := map[string]string{"workers": "workers", "batch_size": "batch-size", "image_size": "image-size",
-					"epochs": "epochs", "projection_dim": "projection-dim", "seed": "seed"}[k]
-				f, _ := c.field(flag)
-				if k == "seed" {
-					if n < 0 {
-						return fmt.Errorf("--config %s: seed %d must not be negative", path, n)
-					}
-					f.SetUint(uint64(n))
-				} else {
-					f.SetInt(int64(n))
-				}
-				mapped(k, flag, n)
-			}
-		case "weight_decay", "temperature":
-			var x float64
-			if x, err = asFloat(k); err == nil {
-				flag := strings.ReplaceAll(k, "_", "-")
-				f, _ := c.field(flag)
-				f.SetFloat(x)
-				mapped(k, flag, x)
-			}
-		case "resnet":
-			var s string
-			if s, err = asString(k); err == nil {
-				if s != "resnet18" && s != "resnet50" {
-					return fmt.Errorf("--config %s: resnet %q: simclr-ort builds resnet18 and resnet50", path, s)
-				}
-				c.Arch = s
-				mapped(k, "arch", s)
-			}
-		case "optimizer":
-			var s string
-			if s, err = asString(k); err == nil {
-				switch strings.ToLower(s) {
-				case "adam", "lars":
-					c.Optimizer = strings.ToLower(s)
-					mapped(k, "optimizer", c.Optimizer)
-				default:
-					return fmt.Errorf("--config %s: optimizer %q: use Adam or LARS", path, s)
-				}
-			}
 		case "dataset":
-			var s, dir string
-			if s, err = asString(k); err == nil {
-				dir = "./datasets"
-				if _, ok := raw["dataset_dir"]; ok {
-					if dir, err = asString("dataset_dir"); err != nil {
-						return err
-					}
-				}
-				switch strings.ToUpper(s) {
-				case "CIFAR10":
-					c.Data = "cifar10:" + dir
-					mapped(k, "data", c.Data)
-				default:
-					return fmt.Errorf("--config %s: dataset %q: simclr-ort reads CIFAR10 (the binary batches), Fashion-MNIST/MNIST idx files and image folders; give --data for others", path, s)
-				}
+			dir := "./datasets"
+			if d, ok := raw["dataset_dir"].(string); ok {
+				dir = d
 			}
+			if s, _ := v.(string); strings.ToUpper(s) != "CIFAR10" {
+				return fmt.Errorf("--config %s: dataset %v: simclr-ort reads CIFAR10 (the binary batches), Fashion-MNIST/MNIST idx files and image folders; give --data for others", path, v)
+			}
+			c.Data = "cifar10:" + dir
+			fmt.Fprintf(w, "  %-20s %-12v -> --data %s\n", k, v, c.Data)
 		case "dataset_dir":
-			if _, ok := raw["dataset"]; !ok {
-				var dir string
-				if dir, err = asString(k); err == nil {
-					reported(k, "no dataset key says what is in "+filepath.Clean(dir)+"; give --data")
-				}
+			if _, ok := raw["dataset"]; ok {
+				fmt.Fprintf(w, "  %-20s %-12v -> part of --data (see dataset)\n", k, v)
 			} else {
-				fmt.Fprintf(w, "  %-20s %-12v -> part of --data (see dataset)\n", k, raw[k])
+				fmt.Fprintf(w, "  %-20s %-12v -> not used: no dataset key says what is in it; give --data\n", k, v)
 			}
 		case "model_path":
-			var s string
-			if s, err = asString(k); err == nil {
-				referenceOut = s
-				fmt.Fprintf(w, "  %-20s %-12v -> --out %s, unless --out is given\n", k, raw[k], s)
+			s, ok := v.(string)
+			if !ok {
+				return fmt.Errorf("--config %s: model_path %v: want a directory", path, v)
 			}
-		case "start_epoch":
-			reported(k, "a resumed run continues at its checkpoint's own step")
-		case "reload", "epoch_num":
-			reported(k, "continue a run with --resume RUNDIR")
-		case "pretrain":
-			reported(k, "simclr-ort always trains the encoder from scratch")
-		case "nodes", "gpus", "nr", "dataparallel":
-			reported(k, "data-parallel runs are launched with mpirun -np N (see the README)")
-		case "logistic_batch_size", "logistic_epochs":
-			reported(k, "simclr-ort eval --protocol linear fits by L-BFGS to convergence")
+			referenceOut = s
+			fmt.Fprintf(w, "  %-20s %-12v -> --out %s, unless --out is given\n", k, v, s)
 		}
-		if err != nil {
-			return err
-		}
+	}
+	return nil
+}
+
+// setKey sets one configuration key from a YAML value, checked against the
+// key's type and, for the architecture and optimizer, its values.
+func setKey(c *trainConfig, key string, v any) error {
+	f, _ := c.field(key)
+	b, err := yaml.Marshal(v)
+	if err == nil {
+		err = yaml.Unmarshal(b, f.Addr().Interface())
+	}
+	if err != nil {
+		return fmt.Errorf("%v is not a value of --%s", v, key)
+	}
+	switch {
+	case key == "arch" && c.Arch != "resnet18" && c.Arch != "resnet50":
+		return fmt.Errorf("%q: simclr-ort builds resnet18 and resnet50", c.Arch)
+	case key == "optimizer" && c.Optimizer != "lars" && c.Optimizer != "adam":
+		return fmt.Errorf("%q: use Adam or LARS", c.Optimizer)
 	}
 	return nil
 }
