@@ -46,7 +46,7 @@ func runStep(ctx context.Context, o stepOptions) error {
 	if b.Steps < 1 || b.Warmup < 0 {
 		return usageError{fmt.Errorf("step: --steps %d must be at least 1 and --warmup %d not negative", b.Steps, b.Warmup)}
 	}
-	if err := ort.InitWith(ort.InitOptions{Library: o.ortLib, Provider: b.ORT.Provider, LogLevel: o.logLvl}); err != nil {
+	if err := ort.InitWith(ort.InitOptions{Library: ortLibrary(o.ortLib), Provider: b.ORT.Provider, LogLevel: o.logLvl}); err != nil {
 		return err
 	}
 	say := func(format string, args ...any) {

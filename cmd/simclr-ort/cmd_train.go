@@ -292,7 +292,7 @@ func (o trainOptions) options() (train.Options, error) {
 		WarmupEpochs: c.WarmupEpochs, WeightDecay: wd, Seed: c.Seed, Workers: c.Workers, OutDir: o.out,
 		StopAfter: o.stopAfter, CheckpointEvery: c.CheckpointEvery, CheckpointEverySteps: c.CheckpointEverySteps,
 		CheckpointEveryMinutes: c.CheckpointEveryMinutes, KeepCheckpoints: c.KeepCheckpoints, MetricsAddr: c.MetricsAddr,
-		Provider: c.EP, DeviceID: c.DeviceID, Threads: c.Threads, ORTLib: c.ORTLib, ORTLogLevel: c.ORTLogLevel,
+		Provider: c.EP, DeviceID: c.DeviceID, Threads: c.Threads, ORTLib: ortLibrary(c.ORTLib), ORTLogLevel: c.ORTLogLevel,
 		CUDA: ort.CUDAOptions{ConvAlgoSearch: c.CudnnAlgo, TF32: c.TF32, MemLimit: c.GPUMemLimit, ArenaExtend: c.GPUArenaExtend,
 			ProviderLibrary: c.CUDAProviderLib, Extra: c.CUDAProviderOptions},
 		Graph:    train.GraphOptions{ConvNodes: !c.ConvAsGemm},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 
 	"github.com/simclr-ort/simclr-ort/graphs"
@@ -34,4 +35,14 @@ func addConvAsGemmFlag(fs *pflag.FlagSet, on *bool) {
 // addORTLogFlag registers --ort-log-level.
 func addORTLogFlag(fs *pflag.FlagSet, level *string) {
 	fs.StringVar(level, "ort-log-level", "error", "ONNX Runtime's log level: "+strings.Join(ort.LogLevels, ", ")+" (warning says, e.g., which nodes an execution provider left to the CPU)")
+}
+
+// ortLibrary is the ONNX Runtime library a command loads: --ort-lib, else
+// $ONNXRUNTIME_SHARED_LIBRARY_PATH (read here, in the command, never in the
+// libraries), else "" for ort.FindLibrary's search.
+func ortLibrary(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv(ort.LibraryEnv)
 }

@@ -44,7 +44,7 @@ func addRuntimeFlags(fs *pflag.FlagSet, r *runtimeFlags) {
 
 // init loads ONNX Runtime for the chosen provider.
 func (r runtimeFlags) init() error {
-	return ort.InitWith(ort.InitOptions{Library: r.lib, Provider: r.ep, LogLevel: r.logLvl})
+	return ort.InitWith(ort.InitOptions{Library: ortLibrary(r.lib), Provider: r.ep, LogLevel: r.logLvl})
 }
 
 // options are the session options the flags ask for.

@@ -43,17 +43,15 @@ var (
 // finds PREFIX/lib/simclr-ort/libonnxruntime.so).
 const InstalledLibraryDir = "../lib/simclr-ort"
 
-// FindLibrary returns the library to load: explicit if not empty, else
-// $ONNXRUNTIME_SHARED_LIBRARY_PATH, else .cache/onnxruntime/libonnxruntime.so
+// FindLibrary returns the library to load: explicit if not empty (a
+// command's --ort-lib, or $ONNXRUNTIME_SHARED_LIBRARY_PATH, which commands
+// read), else .cache/onnxruntime/libonnxruntime.so
 // in the current directory or one of its parents, else, relative to the
 // executable, beside it, in InstalledLibraryDir (an installed command) or
 // in ../.cache/onnxruntime (bin/ of a checkout).
 func FindLibrary(explicit string) (string, error) {
 	if explicit != "" {
-		return checkFile(explicit, "--ort-lib")
-	}
-	if env := os.Getenv(LibraryEnv); env != "" {
-		return checkFile(env, LibraryEnv)
+		return checkFile(explicit, "--ort-lib or "+LibraryEnv)
 	}
 	p, tried := searchUp(filepath.Join(DefaultLibraryDir, libraryName))
 	if p != "" {
@@ -71,8 +69,8 @@ func FindLibrary(explicit string) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("ort: no ONNX Runtime library found (looked at %s=%q and %d default places, e.g. %s); %s",
-		LibraryEnv, os.Getenv(LibraryEnv), len(tried), tried[0], GetLibraryHelp)
+	return "", fmt.Errorf("ort: no ONNX Runtime library found (no --ort-lib or %s given, and none in %d default places, e.g. %s); %s",
+		LibraryEnv, len(tried), tried[0], GetLibraryHelp)
 }
 
 // findGPULibrary is DefaultGPULibraryDir's libonnxruntime.so in the current
@@ -146,7 +144,7 @@ func InitWith(o InitOptions) error {
 		return err
 	}
 	libraryPath := o.Library
-	if libraryPath == "" && os.Getenv(LibraryEnv) == "" && o.Provider == "cuda" {
+	if libraryPath == "" && o.Provider == "cuda" {
 		libraryPath = findGPULibrary()
 	}
 	path, err := FindLibrary(libraryPath)

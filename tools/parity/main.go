@@ -143,7 +143,7 @@ func main() {
 	} else {
 		p.cases = cases
 	}
-	if err := ort.InitFor(*ortLib, provider.Provider); err != nil {
+	if err := ort.InitFor(orEnv(*ortLib), provider.Provider); err != nil {
 		fail(err)
 	}
 	switch {
@@ -157,6 +157,14 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+}
+
+// orEnv is the library flag, else $ONNXRUNTIME_SHARED_LIBRARY_PATH.
+func orEnv(lib string) string {
+	if lib != "" {
+		return lib
+	}
+	return os.Getenv(ort.LibraryEnv)
 }
 
 func fail(err error) {

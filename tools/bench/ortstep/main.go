@@ -73,6 +73,9 @@ func main() {
 }
 
 func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string, noArena bool, kernels string) error {
+	if ortLib == "" {
+		ortLib = os.Getenv(ort.LibraryEnv)
+	}
 	if err := ort.Init(ortLib); err != nil {
 		return err
 	}
