@@ -46,7 +46,7 @@ func cifarDir(dir string) string {
 func OpenCIFAR10(dir, split string) (*CIFAR10, error) {
 	d := cifarDir(dir)
 	if d == "" {
-		return nil, fmt.Errorf("augment/data: no CIFAR-10 binary batches in %s: want data_batch_1.bin ... data_batch_5.bin and test_batch.bin (the \"binary version\" of CIFAR-10), here or in %s", dir, filepath.Join(dir, "cifar-10-batches-bin"))
+		return nil, fmt.Errorf("data: no CIFAR-10 binary batches in %s: want data_batch_1.bin ... data_batch_5.bin and test_batch.bin (the \"binary version\" of CIFAR-10), here or in %s", dir, filepath.Join(dir, "cifar-10-batches-bin"))
 	}
 	files := []string{"test_batch.bin"}
 	if split == Train {
@@ -58,9 +58,9 @@ func OpenCIFAR10(dir, split string) (*CIFAR10, error) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			if os.IsNotExist(err) {
-				return nil, fmt.Errorf("augment/data: CIFAR-10 %s split incomplete in %s: %s is missing: %w", split, d, f, ErrNoSplit)
+				return nil, fmt.Errorf("data: CIFAR-10 %s split incomplete in %s: %s is missing: %w", split, d, f, ErrNoSplit)
 			}
-			return nil, fmt.Errorf("augment/data: %w", err)
+			return nil, fmt.Errorf("data: %w", err)
 		}
 		if err := checkCIFARBatch(b, p); err != nil {
 			return nil, err
@@ -81,11 +81,11 @@ func OpenCIFAR10(dir, split string) (*CIFAR10, error) {
 // whole number of CIFAR-10 records with labels 0-9.
 func checkCIFARBatch(b []byte, name string) error {
 	if len(b) == 0 || len(b)%cifarRecord != 0 {
-		return fmt.Errorf("augment/data: %s has %d bytes, not a whole number of %d-byte CIFAR-10 records: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", name, len(b), cifarRecord)
+		return fmt.Errorf("data: %s has %d bytes, not a whole number of %d-byte CIFAR-10 records: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", name, len(b), cifarRecord)
 	}
 	for off := 0; off < len(b); off += cifarRecord {
 		if b[off] >= byte(len(cifar10Classes)) {
-			return fmt.Errorf("augment/data: %s: record %d has label %d, want 0-9: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", name, off/cifarRecord, b[off])
+			return fmt.Errorf("data: %s: record %d has label %d, want 0-9: the file is corrupt or from CIFAR-100; download the CIFAR-10 binary version again", name, off/cifarRecord, b[off])
 		}
 	}
 	return nil

@@ -62,21 +62,21 @@ func OpenWith(spec, split string, opts Options) (Dataset, error) {
 		return nil, err
 	}
 	if split != Train && split != Test {
-		return nil, fmt.Errorf("augment/data: unknown split %q: use %q or %q", split, Train, Test)
+		return nil, fmt.Errorf("data: unknown split %q: use %q or %q", split, Train, Test)
 	}
 	kind, path := splitSpec(spec)
 	if path == "" {
-		return nil, fmt.Errorf("augment/data: dataset %q names no path: pass KIND:PATH or a path, e.g. fmnist:/usr/share/datasets/fashion-mnist", spec)
+		return nil, fmt.Errorf("data: dataset %q names no path: pass KIND:PATH or a path, e.g. fmnist:/usr/share/datasets/fashion-mnist", spec)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
 		if i := strings.Index(spec, ":"); kind == "" && i > 0 && !strings.ContainsAny(spec[:i], `/\.`) {
-			return nil, fmt.Errorf("augment/data: unknown dataset kind %q in %q: use one of %s followed by a path", spec[:i], spec, strings.Join(kinds, ":, ")+":")
+			return nil, fmt.Errorf("data: unknown dataset kind %q in %q: use one of %s followed by a path", spec[:i], spec, strings.Join(kinds, ":, ")+":")
 		}
-		return nil, fmt.Errorf("augment/data: open dataset: %w; check the data path", err)
+		return nil, fmt.Errorf("data: open dataset: %w; check the data path", err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("augment/data: dataset path %s is a file: pass the directory that holds the dataset", path)
+		return nil, fmt.Errorf("data: dataset path %s is a file: pass the directory that holds the dataset", path)
 	}
 	if kind == "" {
 		if kind, err = detect(path); err != nil {
@@ -136,9 +136,9 @@ func detect(dir string) (string, error) {
 	}
 	switch {
 	case len(found) == 0:
-		return "", fmt.Errorf("augment/data: found no dataset in %s: expected MNIST-format idx files (train-images-idx3-ubyte[.gz]), CIFAR-10 binary batches (data_batch_1.bin) or class folders (ROOT/CLASS/IMAGE)", dir)
+		return "", fmt.Errorf("data: found no dataset in %s: expected MNIST-format idx files (train-images-idx3-ubyte[.gz]), CIFAR-10 binary batches (data_batch_1.bin) or class folders (ROOT/CLASS/IMAGE)", dir)
 	case len(found) > 1:
-		return "", fmt.Errorf("augment/data: %s holds both idx files and CIFAR-10 batches: say which with fmnist:%s, mnist:%s or cifar10:%s", dir, dir, dir, dir)
+		return "", fmt.Errorf("data: %s holds both idx files and CIFAR-10 batches: say which with fmnist:%s, mnist:%s or cifar10:%s", dir, dir, dir, dir)
 	}
 	if found[0] != "idx" {
 		return found[0], nil
@@ -156,7 +156,7 @@ func detect(dir string) (string, error) {
 	case strings.Contains(p, "mnist"):
 		return KindMNIST, nil
 	}
-	return "", fmt.Errorf("augment/data: %s holds MNIST-format idx files: say which dataset they are with fmnist:%s or mnist:%s", dir, dir, dir)
+	return "", fmt.Errorf("data: %s holds MNIST-format idx files: say which dataset they are with fmnist:%s or mnist:%s", dir, dir, dir)
 }
 
 // hasSubdirs reports whether dir has at least one subdirectory.

@@ -359,7 +359,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		ds, err := Open(tc.spec, tc.split)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "augment/data: ") {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "data: ") {
 			t.Errorf("Open(%q, %q) error = %v, want one containing %q", tc.spec, tc.split, err, tc.want)
 		}
 		if ds != nil {

@@ -50,7 +50,7 @@ var testDirs = []string{"test", "val", "validation"}
 // opens any directory as a split.
 func OpenFolder(root, split string, opts Options) (*Folder, error) {
 	if split != Train && split != Test {
-		return nil, fmt.Errorf("augment/data: unknown split %q of image folder %s: use %q or %q", split, root, Train, Test)
+		return nil, fmt.Errorf("data: unknown split %q of image folder %s: use %q or %q", split, root, Train, Test)
 	}
 	opts, err := opts.check()
 	if err != nil {
@@ -97,7 +97,7 @@ func OpenFolderDir(dir string, classes []string, opts Options) (*Folder, error) 
 		}
 	}
 	if len(splits) > 0 && (len(splits) == len(dirs) || classes != nil && !classSplit) {
-		return nil, fmt.Errorf("augment/data: %s holds split directories (%s), not class folders: pass the split itself, e.g. %s", dir, strings.Join(splits, ", "), filepath.Join(dir, splits[len(splits)-1]))
+		return nil, fmt.Errorf("data: %s holds split directories (%s), not class folders: pass the split itself, e.g. %s", dir, strings.Join(splits, ", "), filepath.Join(dir, splits[len(splits)-1]))
 	}
 	return openFolder(dir, classes, opts)
 }
@@ -114,7 +114,7 @@ func openFolder(dir string, classes []string, opts Options) (*Folder, error) {
 		return nil, err
 	}
 	if len(found) == 0 {
-		return nil, fmt.Errorf("augment/data: %s has no class folders: lay images out as %s/CLASS/IMAGE", dir, dir)
+		return nil, fmt.Errorf("data: %s has no class folders: lay images out as %s/CLASS/IMAGE", dir, dir)
 	}
 	f := &Folder{root: dir, classes: found, dec: dec}
 	if classes != nil {
@@ -125,7 +125,7 @@ func openFolder(dir string, classes []string, opts Options) (*Folder, error) {
 			}
 		}
 		if len(unknown) > 0 {
-			return nil, fmt.Errorf("augment/data: class folders %s of %s are not classes of the train split (%s): a split's labels must be the train split's classes; rename or remove those folders", strings.Join(unknown, ", "), dir, strings.Join(classes, ", "))
+			return nil, fmt.Errorf("data: class folders %s of %s are not classes of the train split (%s): a split's labels must be the train split's classes; rename or remove those folders", strings.Join(unknown, ", "), dir, strings.Join(classes, ", "))
 		}
 		f.classes = slices.Clone(classes)
 	}
@@ -145,7 +145,7 @@ func openFolder(dir string, classes []string, opts Options) (*Folder, error) {
 		}
 	}
 	if len(empty) > 0 {
-		return nil, fmt.Errorf("augment/data: class folders %s of %s hold no image files (%s): add images or remove the folders", strings.Join(empty, ", "), dir, strings.Join(Extensions, " "))
+		return nil, fmt.Errorf("data: class folders %s of %s hold no image files (%s): add images or remove the folders", strings.Join(empty, ", "), dir, strings.Join(Extensions, " "))
 	}
 	return f, nil
 }
@@ -155,7 +155,7 @@ func openFolder(dir string, classes []string, opts Options) (*Folder, error) {
 func subdirs(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("augment/data: read image folder: %w", err)
+		return nil, fmt.Errorf("data: read image folder: %w", err)
 	}
 	var dirs []string
 	for _, e := range entries {
@@ -182,22 +182,22 @@ func folderSplitDir(root, split string) (dir, classRoot string, err error) {
 	}
 	if !hasTrain && len(tests) == 0 {
 		if split == Test {
-			return "", "", fmt.Errorf("augment/data: image folder %s has no test split: lay it out as %s/train/CLASS/IMAGE and %s/test/CLASS/IMAGE (or val), or open the test folder on its own (eval --test-data DIR): %w", root, root, root, ErrNoSplit)
+			return "", "", fmt.Errorf("data: image folder %s has no test split: lay it out as %s/train/CLASS/IMAGE and %s/test/CLASS/IMAGE (or val), or open the test folder on its own (eval --test-data DIR): %w", root, root, root, ErrNoSplit)
 		}
 		return root, "", nil
 	}
 	if split == Train {
 		if !hasTrain {
-			return "", "", fmt.Errorf("augment/data: image folder %s has a %s directory but no train directory: put the training images in %s/train/CLASS/IMAGE: %w", root, tests[0], root, ErrNoSplit)
+			return "", "", fmt.Errorf("data: image folder %s has a %s directory but no train directory: put the training images in %s/train/CLASS/IMAGE: %w", root, tests[0], root, ErrNoSplit)
 		}
 		return filepath.Join(root, trainDir), "", nil
 	}
 	switch len(tests) {
 	case 0:
-		return "", "", fmt.Errorf("augment/data: image folder %s has a train directory but no test split (want one of %s), or open the test folder on its own (eval --test-data DIR): %w", root, strings.Join(testDirs, ", "), ErrNoSplit)
+		return "", "", fmt.Errorf("data: image folder %s has a train directory but no test split (want one of %s), or open the test folder on its own (eval --test-data DIR): %w", root, strings.Join(testDirs, ", "), ErrNoSplit)
 	case 1:
 	default:
-		return "", "", fmt.Errorf("augment/data: image folder %s has %s directories: it is not clear which is the test split; open one on its own (eval --test-data %s) or remove the others", root, strings.Join(tests, " and "), filepath.Join(root, tests[0]))
+		return "", "", fmt.Errorf("data: image folder %s has %s directories: it is not clear which is the test split; open one on its own (eval --test-data %s) or remove the others", root, strings.Join(tests, " and "), filepath.Join(root, tests[0]))
 	}
 	if hasTrain {
 		classRoot = filepath.Join(root, trainDir)
@@ -217,7 +217,7 @@ func listImages(dir string) ([]string, error) {
 	walk = func(path string, ancestors []os.FileInfo) error {
 		st, err := os.Stat(path)
 		if err != nil {
-			return fmt.Errorf("augment/data: list images: %w", err)
+			return fmt.Errorf("data: list images: %w", err)
 		}
 		for _, a := range ancestors {
 			if os.SameFile(a, st) {
@@ -226,7 +226,7 @@ func listImages(dir string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(path)
 		if err != nil {
-			return fmt.Errorf("augment/data: list images: %w", err)
+			return fmt.Errorf("data: list images: %w", err)
 		}
 		df := dirFiles{path: path}
 		var subdirs []string
@@ -282,17 +282,17 @@ func (f *Folder) Image(i int) (image.Image, error) {
 func (f *Folder) imageScratch(i int, scratch **image.NRGBA) (image.Image, error) {
 	b, err := os.ReadFile(f.files[i])
 	if err != nil {
-		return nil, fmt.Errorf("augment/data: %w", err)
+		return nil, fmt.Errorf("data: %w", err)
 	}
 	img, err := f.dec.decode(b, scratch)
 	if errors.Is(err, ErrImageTooLarge) {
-		return nil, fmt.Errorf("augment/data: %s: %w", f.files[i], err)
+		return nil, fmt.Errorf("data: %s: %w", f.files[i], err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("augment/data: decode %s: %w; the file is corrupt or not an image", f.files[i], err)
+		return nil, fmt.Errorf("data: decode %s: %w; the file is corrupt or not an image", f.files[i], err)
 	}
 	if img.Bounds().Empty() {
-		return nil, fmt.Errorf("augment/data: decode %s: empty image", f.files[i])
+		return nil, fmt.Errorf("data: decode %s: empty image", f.files[i])
 	}
 	return img, nil
 }

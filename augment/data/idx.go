@@ -51,7 +51,7 @@ func findIDX(dir, split string) (images, labels string, err error) {
 			return images, labels, nil
 		}
 	}
-	return "", "", fmt.Errorf("augment/data: no %s split in %s: want %s-idx3-ubyte[.gz] and %s-idx1-ubyte[.gz]: %w", split, dir, p[0], p[1], ErrNoSplit)
+	return "", "", fmt.Errorf("data: no %s split in %s: want %s-idx3-ubyte[.gz] and %s-idx1-ubyte[.gz]: %w", split, dir, p[0], p[1], ErrNoSplit)
 }
 
 // findFile returns the first of dir/prefix-suffix, dir/prefix.suffix and
@@ -95,7 +95,7 @@ func OpenIDX(dir, split string, fashion bool) (*IDX, error) {
 // height.
 func newIDX(title string, dims []int, pixels []byte, imagesPath string, ldims []int, labels []byte, labelsPath string, fashion bool) (*IDX, error) {
 	if dims[0] != ldims[0] {
-		return nil, fmt.Errorf("augment/data: %s has %d images but %s has %d labels: the files belong to different sets; %s", imagesPath, dims[0], labelsPath, ldims[0], redownload(imagesPath))
+		return nil, fmt.Errorf("data: %s has %d images but %s has %d labels: the files belong to different sets; %s", imagesPath, dims[0], labelsPath, ldims[0], redownload(imagesPath))
 	}
 	classes := mnistClasses
 	if fashion {
@@ -103,7 +103,7 @@ func newIDX(title string, dims []int, pixels []byte, imagesPath string, ldims []
 	}
 	for i, l := range labels {
 		if int(l) >= len(classes) {
-			return nil, fmt.Errorf("augment/data: %s: label %d of image %d is not a class (want 0-%d): the file is corrupt; %s", labelsPath, l, i, len(classes)-1, redownload(labelsPath))
+			return nil, fmt.Errorf("data: %s: label %d of image %d is not a class (want 0-%d): the file is corrupt; %s", labelsPath, l, i, len(classes)-1, redownload(labelsPath))
 		}
 	}
 	return &IDX{
@@ -140,7 +140,7 @@ var gzipMagic = []byte{0x1f, 0x8b}
 func readIDX(path string, ndims int) ([]int, []byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("augment/data: %w", err)
+		return nil, nil, fmt.Errorf("data: %w", err)
 	}
 	defer f.Close()
 	hint := int64(-1)
@@ -209,7 +209,7 @@ func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []by
 	if magic, err := br.Peek(2); err == nil && bytes.Equal(magic, gzipMagic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("augment/data: read %s: %w; the gzip file is corrupt, %s", name, err, redownload(name))
+			return nil, nil, fmt.Errorf("data: read %s: %w; the gzip file is corrupt, %s", name, err, redownload(name))
 		}
 		defer zr.Close()
 		zr.Multistream(false)
@@ -219,14 +219,14 @@ func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []by
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("file truncated: %w", err)
 		}
-		return fmt.Errorf("augment/data: read %s: %w; the file is corrupt, %s", name, err, redownload(name))
+		return fmt.Errorf("data: read %s: %w; the file is corrupt, %s", name, err, redownload(name))
 	}
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, nil, corrupt(err)
 	}
 	if hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08 || int(hdr[3]) != ndims {
-		return nil, nil, fmt.Errorf("augment/data: %s is not an idx file of unsigned bytes with %d dimensions (header % x): check the file name", name, ndims, hdr)
+		return nil, nil, fmt.Errorf("data: %s is not an idx file of unsigned bytes with %d dimensions (header % x): check the file name", name, ndims, hdr)
 	}
 	dims := make([]int, ndims)
 	total := 1
@@ -254,7 +254,7 @@ func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []by
 	buf.Grow(int(prealloc))
 	if n, err := io.CopyN(&buf, r, int64(total)); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("augment/data: read %s: file truncated after %d of %d data bytes; the file is corrupt, %s", name, n, total, redownload(name))
+			return nil, nil, fmt.Errorf("data: read %s: file truncated after %d of %d data bytes; the file is corrupt, %s", name, n, total, redownload(name))
 		}
 		return nil, nil, corrupt(err)
 	}
@@ -272,11 +272,11 @@ func decodeIDX(r io.Reader, name string, ndims int, sizeHint int64) ([]int, []by
 			n, _ := io.Copy(io.Discard, br)
 			what = fmt.Sprintf("gzip check failed: %d bytes that are not gzip data follow the gzip stream", n)
 		}
-		return nil, nil, fmt.Errorf("augment/data: read %s: %s: %w; the file is corrupt, %s", name, what, err, redownload(name))
+		return nil, nil, fmt.Errorf("data: read %s: %s: %w; the file is corrupt, %s", name, what, err, redownload(name))
 	case err != nil:
 		return nil, nil, corrupt(err)
 	case extra > 0:
-		return nil, nil, fmt.Errorf("augment/data: read %s: %d bytes follow the %d data bytes its header announces (dimensions %v); the file is corrupt, %s", name, extra, total, dims, redownload(name))
+		return nil, nil, fmt.Errorf("data: read %s: %d bytes follow the %d data bytes its header announces (dimensions %v); the file is corrupt, %s", name, extra, total, dims, redownload(name))
 	}
 	return dims, buf.Bytes(), nil
 }

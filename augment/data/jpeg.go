@@ -58,11 +58,11 @@ func (o Options) check() (Options, error) {
 		o.JPEGDecoder = JPEGAuto
 	case JPEGAuto, JPEGGo, JPEGTurbo:
 	default:
-		return o, fmt.Errorf("augment/data: unknown JPEG decoder %q: use %s (libjpeg-turbo if it loads, else Go's image/jpeg), %s or %s", o.JPEGDecoder, JPEGAuto, JPEGGo, JPEGTurbo)
+		return o, fmt.Errorf("data: unknown JPEG decoder %q: use %s (libjpeg-turbo if it loads, else Go's image/jpeg), %s or %s", o.JPEGDecoder, JPEGAuto, JPEGGo, JPEGTurbo)
 	}
 	switch {
 	case o.MaxImagePixels < 0:
-		return o, fmt.Errorf("augment/data: image pixel limit %d is negative: pass a positive number of pixels (width x height), or 0 for the default %s", o.MaxImagePixels, pixels(DefaultMaxImagePixels))
+		return o, fmt.Errorf("data: image pixel limit %d is negative: pass a positive number of pixels (width x height), or 0 for the default %s", o.MaxImagePixels, pixels(DefaultMaxImagePixels))
 	case o.MaxImagePixels == 0:
 		o.MaxImagePixels = DefaultMaxImagePixels
 	}
@@ -114,7 +114,7 @@ func newImageDecoder(o Options) (imageDecoder, error) {
 		return dec, nil
 	case JPEGTurbo:
 		if loadErr != nil {
-			return dec, fmt.Errorf("augment/data: JPEG decoder %q: %w; or choose the JPEG decoder %q or %q", JPEGTurbo, loadErr, JPEGAuto, JPEGGo)
+			return dec, fmt.Errorf("data: JPEG decoder %q: %w; or choose the JPEG decoder %q or %q", JPEGTurbo, loadErr, JPEGAuto, JPEGGo)
 		}
 	default: // JPEGAuto
 		if loadErr != nil {

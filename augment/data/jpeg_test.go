@@ -180,7 +180,7 @@ func TestJPEGDecoderChoice(t *testing.T) {
 			ds, openErr := OpenWith("folder:"+root, Train, Options{JPEGDecoder: tc.choice})
 			if tc.err {
 				for _, e := range []error{err, openErr} {
-					if e == nil || !strings.Contains(e.Error(), tc.want) || !strings.HasPrefix(e.Error(), "augment/data: ") {
+					if e == nil || !strings.Contains(e.Error(), tc.want) || !strings.HasPrefix(e.Error(), "data: ") {
 						t.Errorf("error %v, want one containing %q", e, tc.want)
 					}
 				}

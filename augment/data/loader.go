@@ -95,7 +95,7 @@ func (b *Batch) fail(err error) {
 // batch must not be used afterwards. It panics if called twice.
 func (b *Batch) Release() {
 	if !b.held {
-		panic("augment/data: Batch.Release: batch released twice or not returned by Next")
+		panic("data: Batch.Release: batch released twice or not returned by Next")
 	}
 	b.held = false
 	b.loader.held--
@@ -162,13 +162,13 @@ type job struct {
 // dataset, a batch larger than the dataset, or an invalid configuration.
 func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	if ds.Len() == 0 {
-		return nil, fmt.Errorf("augment/data: dataset %v is empty: check the data path", ds)
+		return nil, fmt.Errorf("data: dataset %v is empty: check the data path", ds)
 	}
 	if cfg.BatchSize <= 0 {
-		return nil, fmt.Errorf("augment/data: batch size %d is not positive: pass a positive batch size", cfg.BatchSize)
+		return nil, fmt.Errorf("data: batch size %d is not positive: pass a positive batch size", cfg.BatchSize)
 	}
 	if cfg.BatchSize > ds.Len() {
-		return nil, fmt.Errorf("augment/data: batch size %d is larger than the dataset (%d images): use a batch size of at most %d", cfg.BatchSize, ds.Len(), ds.Len())
+		return nil, fmt.Errorf("data: batch size %d is larger than the dataset (%d images): use a batch size of at most %d", cfg.BatchSize, ds.Len(), ds.Len())
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
@@ -178,7 +178,7 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	}
 	shards := max(cfg.Shards, 1)
 	if cfg.BatchSize%shards != 0 || cfg.Shard < 0 || cfg.Shard >= shards {
-		return nil, fmt.Errorf("augment/data: block %d of %d of a batch of %d images: the batch must split into equal blocks and the block exist", cfg.Shard, shards, cfg.BatchSize)
+		return nil, fmt.Errorf("data: block %d of %d of a batch of %d images: the batch must split into equal blocks and the block exist", cfg.Shard, shards, cfg.BatchSize)
 	}
 	l := &Loader{
 		ds:     ds,
@@ -207,7 +207,7 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	}
 	for i, buf := range bufs {
 		if len(buf) != size {
-			return nil, fmt.Errorf("augment/data: batch buffer %d has %d floats, want 2x%dx3x%dx%d = %d", i, len(buf), l.n, l.cfg.Augment.Size, l.cfg.Augment.Size, size)
+			return nil, fmt.Errorf("data: batch buffer %d has %d floats, want 2x%dx3x%dx%d = %d", i, len(buf), l.n, l.cfg.Augment.Size, l.cfg.Augment.Size, size)
 		}
 	}
 	l.ring = len(bufs)
@@ -244,10 +244,10 @@ func (l *Loader) Order(epoch int) []int {
 // called. It panics if called twice or with a negative step.
 func (l *Loader) Start(ctx context.Context, step int64) {
 	if l.started {
-		panic("augment/data: Loader.Start called twice")
+		panic("data: Loader.Start called twice")
 	}
 	if step < 0 {
-		panic(fmt.Sprintf("augment/data: Loader.Start: negative step %d", step))
+		panic(fmt.Sprintf("data: Loader.Start: negative step %d", step))
 	}
 	l.started = true
 	l.ctx, l.cancel = context.WithCancel(ctx)
@@ -265,22 +265,22 @@ func (l *Loader) Start(ctx context.Context, step int64) {
 // called from one goroutine.
 func (l *Loader) Next() (*Batch, error) {
 	if !l.started {
-		panic("augment/data: Loader.Next called before Start")
+		panic("data: Loader.Next called before Start")
 	}
 	if l.held == l.ring {
-		panic(fmt.Sprintf("augment/data: Loader.Next: all %d batch buffers are held; Release a batch first or raise Prefetch", l.ring))
+		panic(fmt.Sprintf("data: Loader.Next: all %d batch buffers are held; Release a batch first or raise Prefetch", l.ring))
 	}
 	start := time.Now()
 	var b *Batch
 	select {
 	case b = <-l.order:
 	case <-l.ctx.Done():
-		return nil, fmt.Errorf("augment/data: loader stopped: %w", l.ctx.Err())
+		return nil, fmt.Errorf("data: loader stopped: %w", l.ctx.Err())
 	}
 	select {
 	case <-b.done:
 	case <-l.ctx.Done():
-		return nil, fmt.Errorf("augment/data: loader stopped: %w", l.ctx.Err())
+		return nil, fmt.Errorf("data: loader stopped: %w", l.ctx.Err())
 	}
 	b.Wait = time.Since(start)
 	l.wait.Add(int64(b.Wait))
@@ -407,7 +407,7 @@ func (l *Loader) fill(j job, p *augment.Pipeline, views, repl *rand.Rand, scratc
 		l.skipped.Add(1)
 		j.b.skipped.Add(1)
 		if attempt >= MaxAttempts {
-			j.b.fail(fmt.Errorf("augment/data: %d unreadable images in a row (last: %w): check the dataset", attempt, err))
+			j.b.fail(fmt.Errorf("data: %d unreadable images in a row (last: %w): check the dataset", attempt, err))
 			return
 		}
 		idx = repl.IntN(l.ds.Len())
@@ -426,10 +426,10 @@ func (l *Loader) image(idx int, scratch **image.NRGBA) (img image.Image, err err
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			img, err = nil, fmt.Errorf("augment/data: decode image %d: decoder panicked: %v", idx, r)
+			img, err = nil, fmt.Errorf("data: decode image %d: decoder panicked: %v", idx, r)
 		}
 		if err == nil && (img == nil || img.Bounds().Empty()) {
-			err = fmt.Errorf("augment/data: image %d is empty", idx)
+			err = fmt.Errorf("data: image %d is empty", idx)
 		}
 		if err != nil {
 			l.mu.Lock()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/simclr-ort/simclr-ort/augment/data"
@@ -45,7 +44,7 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	}
 	ds, err := data.Open(o.data, o.split)
 	if err != nil {
-		return fmt.Errorf("embed: %w", err)
+		return err
 	}
 	ds = limit(ds, o.limit)
 	if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
@@ -60,20 +59,12 @@ func runEmbed(_ context.Context, o embedOptions) error {
 		return err
 	}
 	labelPath := strings.TrimSuffix(o.out, ".npy") + ".labels.npy"
-	f, err := os.Create(labelPath)
-	if err != nil {
-		return fmt.Errorf("embed: %w", err)
-	}
 	l64 := make([]int64, len(labels))
 	for i, l := range labels {
 		l64[i] = int64(l)
 	}
-	if err := npy.WriteInt64(f, []int64{n}, l64); err != nil {
-		f.Close()
-		return fmt.Errorf("embed: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("embed: %w", err)
+	if err := npy.SaveInt64(labelPath, []int64{n}, l64); err != nil {
+		return err
 	}
 	fmt.Printf("wrote %s [%d,%d] and %s\n", o.out, n, enc.FeatureDim, labelPath)
 	return nil

@@ -89,7 +89,7 @@ func runEval(_ context.Context, o evalOptions) error {
 	}
 	train, err := data.Open(o.data, data.Train)
 	if err != nil {
-		return fmt.Errorf("eval: %w", err)
+		return err
 	}
 	var test data.Dataset
 	if o.testData != "" {

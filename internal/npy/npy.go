@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/simclr-ort/simclr-ort/internal/atomicfile"
 )
 
 var magic = []byte("\x93NUMPY\x01\x00")
@@ -65,18 +67,18 @@ func WriteInt64(w io.Writer, shape []int64, data []int64) error {
 	return bw.Flush()
 }
 
-// SaveFloat32 writes a .npy file.
+// SaveFloat32 writes a float32 .npy file atomically.
 func SaveFloat32(path string, shape []int64, data []float32) error {
-	f, err := os.Create(path)
-	if err != nil {
+	if err := atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error { return WriteFloat32(w, shape, data) }); err != nil {
 		return fmt.Errorf("npy: %w", err)
 	}
-	if err := WriteFloat32(f, shape, data); err != nil {
-		f.Close()
-		return fmt.Errorf("npy: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("npy: close %s: %w", path, err)
+	return nil
+}
+
+// SaveInt64 writes an int64 .npy file atomically.
+func SaveInt64(path string, shape []int64, data []int64) error {
+	if err := atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error { return WriteInt64(w, shape, data) }); err != nil {
+		return fmt.Errorf("npy: %w", err)
 	}
 	return nil
 }
