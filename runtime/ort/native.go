@@ -248,8 +248,19 @@ func modelImports(model []byte, domain string) bool {
 
 // addNativeKernels registers the domain for NewSession (Options.NativeKernels)
 // and makes ONNX Runtime's intra-op threads sleep instead of spinning when
-// they run out of work: while a native kernel runs, oneDNN's OpenMP threads
-// need the cores that ONNX Runtime's idle threads would otherwise spin on.
+// they run out of work: while a oneDNN kernel runs, its OpenMP threads need
+// the cores that ONNX Runtime's idle threads would otherwise spin on. The
+// kernels of our own (pooling, ReLU, BatchNorm) run on ONNX Runtime's pool
+// (KernelContext_ParallelFor), the convolutions on oneDNN's OpenMP pool with
+// IntraOpThreads threads (omp_set_num_threads on the calling thread before
+// each oneDNN call), so one pool works at a time. Measured with 2 threads on
+// the 2-core machine (shared, load average 9-10; medians of 5 steps, 3
+// alternating rounds), ResNet18 28 px batch 128: spinning off 0.53-0.59 s
+// per step (CPU 0.42-0.44 s), spinning on 0.91-3.5 s (CPU 0.65-2.5 s: the
+// idle pool spun against oneDNN's); CIFAR stem 32 px batch 64: 3.3-5.1 s
+// against 5.6-7.9 s. One OpenMP thread instead of two was within the noise
+// of that machine (0.45-0.65 s), so oneDNN gets the same thread count as
+// ONNX Runtime.
 func addNativeKernels(s *Session, so *onnxruntime.SessionOptions, opts Options) error {
 	if opts.Provider != "" && opts.Provider != "cpu" {
 		return fmt.Errorf("ort: native kernels exist for the CPU provider only, not %s; build the graph with the standard ONNX kernels (simclr.Options{Kernels: \"onnx\"})", opts.Provider)
