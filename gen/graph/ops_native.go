@@ -38,7 +38,14 @@ type NativeConvPlan struct {
 }
 
 // CPUNativeConvPlan is the native variant's plan for ONNX Runtime's CPU
-// provider: every convolution and both its gradients on oneDNN's kernels.
+// provider: every convolution and both its gradients on the native kernels,
+// which choose their implementation by shape (runtime/ort/native.c: a dense
+// product on 1x1 and 2x2 maps, oneDNN's Winograd F(4x4,3x3) for 3x3
+// stride-1 convolutions on larger ones, oneDNN's direct kernels otherwise).
+// Layer by layer (ResNet18 at 28 px, batch 128, one thread, ONNX Runtime's
+// profile), the native forward and backward were 1.0-4x faster than the
+// standard formulations of DefaultConvGradPlan and ConvsAsGemm even before
+// the dense and Winograd paths, so no convolution keeps the standard ops.
 func CPUNativeConvPlan(ConvShape) NativeConvPlan {
 	return NativeConvPlan{InputGrad: true, WeightGrad: true}
 }
