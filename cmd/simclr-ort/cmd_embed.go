@@ -42,7 +42,7 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if err != nil {
 		return err
 	}
-	ds, err := data.Open(o.data, o.split)
+	ds, err := data.OpenWith(o.data, o.split, o.runtime.data)
 	if err != nil {
 		return err
 	}

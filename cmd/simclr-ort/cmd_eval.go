@@ -87,18 +87,18 @@ func runEval(_ context.Context, o evalOptions) error {
 		}
 		encoders = append(encoders, base)
 	}
-	train, err := data.Open(o.data, data.Train)
+	train, err := data.OpenWith(o.data, data.Train, o.runtime.data)
 	if err != nil {
 		return err
 	}
 	var test data.Dataset
 	if o.testData != "" {
-		f, err := data.OpenFolderDir(o.testData, train.ClassNames(), data.Options{})
+		f, err := data.OpenFolderDir(o.testData, train.ClassNames(), o.runtime.data)
 		if err != nil {
 			return fmt.Errorf("eval: --test-data: %w", err)
 		}
 		test = f
-	} else if test, err = data.Open(o.data, data.Test); err != nil {
+	} else if test, err = data.OpenWith(o.data, data.Test, o.runtime.data); err != nil {
 		return fmt.Errorf("eval: %w; evaluation needs a labelled test split (or pass one with --test-data DIR)", err)
 	}
 	train, test = limit(train, o.trainLimit), limit(test, o.testLimit)

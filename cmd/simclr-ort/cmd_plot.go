@@ -154,7 +154,7 @@ func classNames(o plotOptions) ([]string, error) {
 	if o.data == "" {
 		return nil, nil
 	}
-	ds, err := data.Open(o.data, data.Train)
+	ds, err := data.OpenWith(o.data, data.Train, o.runtime.data)
 	if err != nil {
 		return nil, fmt.Errorf("plot: --data (for the class names): %w", err)
 	}
@@ -176,16 +176,16 @@ func plotNeighbours(o plotOptions) error {
 	if err != nil {
 		return err
 	}
-	train, err := data.Open(o.data, data.Train)
+	train, err := data.OpenWith(o.data, data.Train, o.runtime.data)
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	var test data.Dataset
 	if o.testData != "" {
-		if test, err = data.OpenFolderDir(o.testData, train.ClassNames(), data.Options{}); err != nil {
+		if test, err = data.OpenFolderDir(o.testData, train.ClassNames(), o.runtime.data); err != nil {
 			return fmt.Errorf("plot: --test-data: %w", err)
 		}
-	} else if test, err = data.Open(o.data, data.Test); err != nil {
+	} else if test, err = data.OpenWith(o.data, data.Test, o.runtime.data); err != nil {
 		return fmt.Errorf("plot: %w; the queries come from a labelled test split (or pass one with --test-data DIR)", err)
 	}
 	train = limit(train, o.trainLimit)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/spf13/pflag"
 )
@@ -29,6 +30,7 @@ type runtimeFlags struct {
 	lib, ep, logLvl string
 	device, threads int
 	cuda            ort.CUDAOptions
+	data            data.Options
 }
 
 // addRuntimeFlags registers --threads, --ep, --device-id, the CUDA flags
@@ -40,6 +42,13 @@ func addRuntimeFlags(fs *pflag.FlagSet, r *runtimeFlags) {
 	addCUDAFlags(fs, &r.cuda)
 	fs.StringVar(&r.lib, "ort-lib", "", "ONNX Runtime shared library")
 	addORTLogFlag(fs, &r.logLvl)
+	addDataFlags(fs, &r.data)
+}
+
+// addDataFlags registers --jpeg-decoder and --max-image-pixels.
+func addDataFlags(fs *pflag.FlagSet, o *data.Options) {
+	fs.StringVar(&o.JPEGDecoder, "jpeg-decoder", data.JPEGAuto, "JPEG decoder of image folders: auto (libjpeg-turbo if libturbojpeg.so.0 loads, else Go's image/jpeg), turbo or go")
+	fs.IntVar(&o.MaxImagePixels, "max-image-pixels", data.DefaultMaxImagePixels, "refuse image files whose header declares more pixels (width x height) than this, before decoding them")
 }
 
 // init loads ONNX Runtime for the chosen provider.

@@ -6,10 +6,12 @@
 //	simclr-ort eval       kNN or linear-probe accuracy of an exported encoder
 //	simclr-ort export     write a checkpoint's encoder as a standalone ONNX file
 //	simclr-ort generate   write the training and inference graphs of a configuration
+//	simclr-ort plot       training curves, an embedding map, nearest neighbours
 //	simclr-ort step       run training steps on random views and report loss and speed
 //	simclr-ort train      train on a dataset: checkpoints, resume, metrics
 //
-// Exit codes: 0 success, 1 runtime failure, 2 bad usage, 130 interrupted.
+// Exit codes (also in every --help): 0 success, 1 runtime failure, 2 bad
+// usage, 130 interrupted.
 package main
 
 import (

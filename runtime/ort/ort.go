@@ -29,7 +29,8 @@ const libraryName = "libonnxruntime.so"
 
 // GetLibraryHelp says how to obtain the library; every load error ends with it.
 const GetLibraryHelp = "get it with `make setup` (it runs tools/fetch-ort.sh, which extracts " +
-	"libonnxruntime.so 1.24.1 from the npm package onnxruntime-node into .cache/onnxruntime/), " +
+	"libonnxruntime.so 1.24.1 from the npm package onnxruntime-node into .cache/onnxruntime/; " +
+	"`make install` then puts it where an installed simclr-ort finds it), " +
 	"or point --ort-lib or " + LibraryEnv + " at an ONNX Runtime 1.24 or newer shared library"
 
 var (
