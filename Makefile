@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PYTHON ?= /usr/bin/python3
 
-.PHONY: help setup-system setup setup-gpu demo generate test vet parity export-check bench build-mpi test-mpi gpu-check study study-smoke
+.PHONY: help setup-system setup setup-gpu demo generate test vet parity parity-mutants parity-sweep export-check bench build-mpi test-mpi gpu-check study study-smoke
 
 help:
 	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
@@ -12,13 +12,16 @@ help:
 	@echo "make build-mpi     build bin/simclr-ort with Open MPI, for mpirun -np N bin/simclr-ort train ..."
 	@echo "make test-mpi      the data-parallel tests under mpirun (Open MPI from setup-system)"
 	@echo "make gpu-check     on a GPU machine: CUDA step against PyTorch on the same GPU, and benchmarks"
-	@echo "make demo          check a step against PyTorch, train briefly on Fashion-MNIST, export, kNN against random init"
-	@echo "make test          vet, format check, unit tests and the PyTorch parity check"
-	@echo "make parity        one full training step per model against PyTorch"
+	@echo "make demo          train ResNet18 on Fashion-MNIST (500 steps), export, kNN of the trained encoder beside its random init"
+	@echo "make test          vet, format check, unit tests, the PyTorch parity gate and its sensitivity check"
+	@echo "make parity        one full training step per model against PyTorch float64 (the gate)"
+	@echo "make parity-mutants  the gate must fail each of 8 deliberately wrong rules"
+	@echo "make parity-sweep  the gate over 20 seeds, 1/2/4 ONNX Runtime threads, both graph variants, 1/2 PyTorch threads (~1 h)"
 	@echo "make export-check  exported encoders against torchvision's ResNet (PyTorch) and onnx-go (pure Go)"
 	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
 	@echo "make study         simclr-ort against the PyTorch reference on Fashion-MNIST: kNN and linear probe at 0/500/1000/1500 steps (~1 h)"
 	@echo "make generate      regenerate graphs/ (go generate ./gen)"
+	@echo "make install       simclr-ort into PREFIX/bin and ONNX Runtime into PREFIX/lib/simclr-ort (PREFIX=/usr/local)"
 
 setup-system:
 	apt-get update
@@ -50,18 +53,18 @@ gpu-check:
 generate:
 	$(GO) generate ./gen
 
+# The demo's recipe and why: README, Quick start. DEMO_STEPS shortens it.
+DEMO_STEPS ?= 500
+DEMO_DATA := fmnist:/usr/share/datasets/fashion-mnist
 demo: setup
-	$(GO) run ./tools/parity -cases resnet18-cifar-32px-n4-p64-t0.5
 	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
 	rm -rf out/demo && mkdir -p out
-	bin/simclr-ort train --data fmnist:/usr/share/datasets/fashion-mnist \
-		--arch resnet18 --image-size 28 --batch-size 64 --steps 60 --log-every 10 --out out/demo
+	bin/simclr-ort train --data $(DEMO_DATA) --arch resnet18 --image-size 28 --batch-size 128 --steps $(DEMO_STEPS) \
+		--temperature 0.2 --crop-scale-min 0.2 --jitter-strength 0.5 --log-every 50 --out out/demo
 	bin/simclr-ort export --checkpoint out/demo/checkpoint.ckpt --out out/demo/encoder.onnx
 	bin/simclr-ort export --random-init --arch resnet18 --image-size 28 --out out/demo/random.onnx
-	bin/simclr-ort eval --encoder out/demo/random.onnx --data fmnist:/usr/share/datasets/fashion-mnist \
-		--protocol knn --train-limit 5000 --test-limit 1000
-	bin/simclr-ort eval --encoder out/demo/encoder.onnx --data fmnist:/usr/share/datasets/fashion-mnist \
-		--protocol knn --train-limit 5000 --test-limit 1000
+	bin/simclr-ort eval --encoder out/demo/encoder.onnx --baseline out/demo/random.onnx --data $(DEMO_DATA) \
+		--protocol knn --train-limit 20000
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -73,6 +76,7 @@ test: vet
 	$(GO) test ./...
 	$(MAKE) test-mpi
 	$(MAKE) parity
+	$(MAKE) parity-mutants
 	$(MAKE) export-check
 
 export-check:
@@ -81,10 +85,17 @@ export-check:
 	$(PYTHON) tools/export/compare_torch.py --simclr-ort bin/simclr-ort --arch resnet50 --stem cifar --image-size 16
 	bin/simclr-ort export --random-init --arch resnet18 --image-size 28 --out bin/random-resnet18.onnx
 	bin/simclr-ort export --random-init --arch resnet50 --stem cifar --image-size 16 --out bin/random-resnet50.onnx
-	cd tools/purego && $(GO) run . ../../bin/random-resnet18.onnx ../../bin/random-resnet50.onnx
+	$(GO) run ./tools/purego bin/random-resnet18.onnx bin/random-resnet50.onnx
 
 parity:
 	$(GO) run ./tools/parity -python $(PYTHON)
+
+parity-mutants:
+	$(GO) run ./tools/parity -python $(PYTHON) -mutants
+
+PARITY_SEEDS ?= 20
+parity-sweep:
+	$(GO) run ./tools/parity -python $(PYTHON) -sweep -seeds $(PARITY_SEEDS)
 
 bench:
 	$(PYTHON) tools/bench/compare.py
