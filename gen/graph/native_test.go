@@ -53,6 +53,7 @@ func nativeVJPCases() []gradcheck.Case {
 		nativeConv(graph.Shape{3, 16, 1, 1}, graph.Shape{8, 16, 3, 3}, 1, 1, native),
 		nativeConv(graph.Shape{2, 32, 4, 4}, graph.Shape{32, 32, 3, 3}, 2, 1, native),
 		nativeConv(graph.Shape{2, 16, 5, 6}, graph.Shape{16, 16, 3, 3}, 1, 1, native), // Winograd
+		nativeConv(graph.Shape{2, 4, 16, 16}, graph.Shape{3, 4, 1, 1}, 1, 0, native), // a product per image
 		{Name: "MaxPoolForward k3 s2 p1", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 3, 7, 6}, Init: gradcheck.Distinct(3)}},
 			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.NativeMaxPool(in[0], 3, 2, 1) }),
 			Epsilon: 1e-3, Tolerance: tolLinear, NativeKernels: true},
@@ -113,11 +114,12 @@ func nativeCompareCases() []convCase {
 		}
 	}
 	return append(cases,
-		convCase{n: 4, cin: 16, cout: 24, h: 1, w: 1, k: 3, stride: 1, pad: 1},  // 1x1 map, 3x3 kernel
-		convCase{n: 4, cin: 16, cout: 24, h: 1, w: 1, k: 1, stride: 1, pad: 0},  // 1x1 map, 1x1 kernel
-		convCase{n: 3, cin: 32, cout: 64, h: 2, w: 2, k: 3, stride: 2, pad: 1},  // 2x2 to 1x1
-		convCase{n: 2, cin: 3, cout: 64, h: 28, w: 28, k: 7, stride: 2, pad: 3}, // ImageNet stem
-		convCase{n: 2, cin: 64, cout: 64, h: 7, w: 7, k: 3, stride: 1, pad: 1},  // Winograd from here
+		convCase{n: 4, cin: 16, cout: 24, h: 1, w: 1, k: 3, stride: 1, pad: 1},   // 1x1 map, 3x3 kernel
+		convCase{n: 4, cin: 16, cout: 24, h: 1, w: 1, k: 1, stride: 1, pad: 0},   // 1x1 map, 1x1 kernel
+		convCase{n: 3, cin: 32, cout: 64, h: 2, w: 2, k: 3, stride: 2, pad: 1},   // 2x2 to 1x1
+		convCase{n: 2, cin: 3, cout: 64, h: 28, w: 28, k: 7, stride: 2, pad: 3},  // ImageNet stem
+		convCase{n: 3, cin: 24, cout: 40, h: 16, w: 17, k: 1, stride: 1, pad: 0}, // 1x1 as a product per image
+		convCase{n: 2, cin: 64, cout: 64, h: 7, w: 7, k: 3, stride: 1, pad: 1},   // Winograd from here
 		convCase{n: 3, cin: 32, cout: 48, h: 8, w: 9, k: 3, stride: 1, pad: 1},
 		convCase{n: 2, cin: 16, cout: 16, h: 4, w: 4, k: 3, stride: 1, pad: 1},
 		convCase{n: 2, cin: 64, cout: 64, h: 16, w: 16, k: 3, stride: 1, pad: 1},
