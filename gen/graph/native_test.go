@@ -53,7 +53,7 @@ func nativeVJPCases() []gradcheck.Case {
 		nativeConv(graph.Shape{3, 16, 1, 1}, graph.Shape{8, 16, 3, 3}, 1, 1, native),
 		nativeConv(graph.Shape{2, 32, 4, 4}, graph.Shape{32, 32, 3, 3}, 2, 1, native),
 		nativeConv(graph.Shape{2, 16, 5, 6}, graph.Shape{16, 16, 3, 3}, 1, 1, native), // Winograd
-		nativeConv(graph.Shape{2, 4, 16, 16}, graph.Shape{3, 4, 1, 1}, 1, 0, native), // a product per image
+		nativeConv(graph.Shape{2, 4, 16, 16}, graph.Shape{3, 4, 1, 1}, 1, 0, native),  // a product per image
 		{Name: "MaxPoolForward k3 s2 p1", Inputs: []gradcheck.Input{{Name: "x", Shape: graph.Shape{2, 3, 7, 6}, Init: gradcheck.Distinct(3)}},
 			Build:   one(func(g *graph.Graph, in []*graph.Value) *graph.Value { return g.NativeMaxPool(in[0], 3, 2, 1) }),
 			Epsilon: 1e-3, Tolerance: tolLinear, NativeKernels: true},
