@@ -268,7 +268,11 @@ func addNativeKernels(s *Session, so *onnxruntime.SessionOptions, opts Options) 
 	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 		return fmt.Errorf("ort: turn intra-op spinning off: %w", err)
 	}
-	d, err := registerNative(so, opts.IntraOpThreads)
+	threads := opts.NativeThreads
+	if threads == 0 {
+		threads = opts.IntraOpThreads
+	}
+	d, err := registerNative(so, threads)
 	if err != nil {
 		return err
 	}

@@ -239,6 +239,9 @@ type Options struct {
 	// (see native.go). A graph that uses the domain without this option is
 	// refused with an error that says so.
 	NativeKernels bool
+	// NativeThreads is oneDNN's OpenMP thread count for the native
+	// kernels; 0 means IntraOpThreads (to measure other splits).
+	NativeThreads int
 }
 
 // GetCUDAHelp says what the CUDA provider needs; CUDA errors end with it.

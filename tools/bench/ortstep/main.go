@@ -65,14 +65,15 @@ func main() {
 	ortLib := flag.String("ort-lib", "", "ONNX Runtime shared library")
 	noArena := flag.Bool("no-arena", false, "turn ONNX Runtime's CPU memory arena off")
 	kernels := flag.String("kernels", simclr.KernelsONNX, "onnx (standard ONNX ops) or native (oneDNN kernels of the custom-op domain)")
+	nativeThreads := flag.Int("native-threads", 0, "oneDNN's OpenMP threads with -kernels native (0: -threads)")
 	flag.Parse()
-	if err := run(cfg.Defaults(), *threads, *warmup, *iters, *asJSON, *profile, *ortLib, *noArena, *kernels); err != nil {
+	if err := run(cfg.Defaults(), *threads, *warmup, *iters, *asJSON, *profile, *ortLib, *noArena, *kernels, *nativeThreads); err != nil {
 		fmt.Fprintln(os.Stderr, "ortstep:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string, noArena bool, kernels string) error {
+func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, ortLib string, noArena bool, kernels string, nativeThreads int) error {
 	if ortLib == "" {
 		ortLib = os.Getenv(ort.LibraryEnv)
 	}
@@ -84,7 +85,7 @@ func run(cfg graphs.Config, threads, warmup, iters int, asJSON bool, profile, or
 	if err != nil {
 		return err
 	}
-	opts := ort.Options{IntraOpThreads: threads, NoArena: noArena, NativeKernels: kernels == simclr.KernelsNative}
+	opts := ort.Options{IntraOpThreads: threads, NoArena: noArena, NativeKernels: kernels == simclr.KernelsNative, NativeThreads: nativeThreads}
 	if profile != "" {
 		if err := os.MkdirAll(profile, 0o755); err != nil {
 			return err
@@ -183,7 +184,8 @@ func median(xs []float64) float64 {
 }
 
 // summariseProfile reads the newest profile with the prefix and sums kernel
-// time per op type.
+// time per op type over the runs after the first (which includes the
+// kernels' one-time setup: oneDNN builds its primitives then).
 func summariseProfile(dir, prefix string, steps int) ([]opTime, error) {
 	matches, err := filepath.Glob(filepath.Join(dir, prefix+"*.json"))
 	if err != nil || len(matches) == 0 {
@@ -195,8 +197,9 @@ func summariseProfile(dir, prefix string, steps int) ([]opTime, error) {
 		return nil, err
 	}
 	var events []struct {
-		Cat  string `json:"cat"`
-		Name string `json:"name"`
+		Cat  string  `json:"cat"`
+		Name string  `json:"name"`
+		TS   float64 `json:"ts"`
 		Dur  float64
 		Args struct {
 			OpName string `json:"op_name"`
@@ -205,11 +208,22 @@ func summariseProfile(dir, prefix string, steps int) ([]opTime, error) {
 	if err := json.Unmarshal(raw, &events); err != nil {
 		return nil, fmt.Errorf("parse profile %s: %w", matches[len(matches)-1], err)
 	}
+	var runs []float64
+	for _, e := range events {
+		if e.Cat == "Session" && e.Name == "model_run" {
+			runs = append(runs, e.TS)
+		}
+	}
+	sort.Float64s(runs)
+	from := 0.0
+	if len(runs) > 1 {
+		from, steps = runs[1], len(runs)-1
+	}
 	totals := map[string]float64{}
 	nodes := map[string]map[string]bool{}
 	var all float64
 	for _, e := range events {
-		if e.Cat != "Node" || e.Args.OpName == "" || len(e.Name) < 12 || e.Name[len(e.Name)-12:] != "_kernel_time" {
+		if e.TS < from || e.Cat != "Node" || e.Args.OpName == "" || len(e.Name) < 12 || e.Name[len(e.Name)-12:] != "_kernel_time" {
 			continue
 		}
 		totals[e.Args.OpName] += e.Dur
