@@ -18,6 +18,7 @@ type stepOptions struct {
 	ortLib  string
 	logLvl  string
 	convGem bool
+	kernels string
 }
 
 func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -35,6 +36,7 @@ func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&b.ORT.DeviceID, "device-id", 0, "GPU for --ep cuda")
 	addCUDAFlags(fs, &b.ORT.CUDA)
 	addConvAsGemmFlag(fs, &o.convGem)
+	addKernelsFlag(fs, &o.kernels, train.KernelsONNX)
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	addORTLogFlag(fs, &o.logLvl)
 	return func(ctx context.Context) error { return runStep(ctx, o) }
@@ -54,6 +56,12 @@ func runStep(ctx context.Context, o stepOptions) error {
 			fmt.Printf(format, args...)
 		}
 	}
+	kernels, why, err := train.ResolveKernels(o.kernels, b.ORT.Provider)
+	if err != nil {
+		return err
+	}
+	b.Graph.Kernels = kernels
+	say("convolutions by %s\n", why)
 	cfg := b.Config.For(b.ORT.Provider)
 	want := math.Log(float64(2*cfg.Pairs - 1))
 	b.Progress = func(s train.BenchStep) {

@@ -39,7 +39,7 @@ func defaultTrainConfig() trainConfig {
 		Arch: "resnet18", Stem: "imagenet", ImageSize: 224, BatchSize: 128, Shards: 1, ProjectionDim: 64,
 		Temperature: 0.5, BNGroups: 1, Epochs: 100, Optimizer: "lars", LRScaling: "linear",
 		JitterStrength: 1, CropScaleMin: 0.08, Seed: 1, EP: "cpu", CudnnAlgo: "exhaustive",
-		GPUArenaExtend: "next-power-of-two", ORTLogLevel: "error", ConvAsGemm: true, JPEGDecoder: data.JPEGAuto,
+		GPUArenaExtend: "next-power-of-two", ORTLogLevel: "error", ConvAsGemm: true, Kernels: train.KernelsONNX, JPEGDecoder: data.JPEGAuto,
 		MaxImagePixels: data.DefaultMaxImagePixels, CheckpointEvery: 1, KeepCheckpoints: 1, LogEvery: 50,
 		MPITimeout: 45 * time.Second, EvalK: train.DefaultEvalK, EvalTrainImages: train.DefaultEvalTrainImages,
 		EvalTestImages: train.DefaultEvalTestImages,
@@ -89,6 +89,7 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&c.ORTLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	addORTLogFlag(fs, &c.ORTLogLevel)
 	addConvAsGemmFlag(fs, &c.ConvAsGemm)
+	addKernelsFlag(fs, &c.Kernels, c.Kernels)
 	fs.StringVar(&c.JPEGDecoder, "jpeg-decoder", c.JPEGDecoder, "JPEG decoder of image folders: auto (libjpeg-turbo if libturbojpeg.so.0 loads, else Go's image/jpeg), turbo or go")
 	fs.IntVar(&c.MaxImagePixels, "max-image-pixels", c.MaxImagePixels, "refuse (skip and count) image files whose header declares more pixels (width x height) than this, before decoding them")
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "log a line every this many steps")
@@ -259,6 +260,7 @@ func (o trainOptions) options() (train.Options, error) {
 		{"gpu-arena-extend", c.GPUArenaExtend, []string{"next-power-of-two", "same-as-requested"}},
 		{"ort-log-level", c.ORTLogLevel, ort.LogLevels},
 		{"jpeg-decoder", c.JPEGDecoder, []string{data.JPEGAuto, data.JPEGTurbo, data.JPEGGo}},
+		{"kernels", c.Kernels, []string{train.KernelsAuto, train.KernelsNative, train.KernelsONNX}},
 	} {
 		if !slices.Contains(e.allowed, e.value) {
 			bad("--%s %q: use %s", e.flag, e.value, strings.Join(slices.DeleteFunc(slices.Clone(e.allowed), func(s string) bool { return s == "" }), ", "))
@@ -296,6 +298,7 @@ func (o trainOptions) options() (train.Options, error) {
 		CUDA: ort.CUDAOptions{ConvAlgoSearch: c.CudnnAlgo, TF32: c.TF32, MemLimit: c.GPUMemLimit, ArenaExtend: c.GPUArenaExtend,
 			ProviderLibrary: c.CUDAProviderLib, Extra: c.CUDAProviderOptions},
 		Graph:    train.GraphOptions{ConvNodes: !c.ConvAsGemm},
+		Kernels:  c.Kernels,
 		LogEvery: c.LogEvery, EvalEvery: c.EvalEvery, EvalK: c.EvalK, EvalTrainImages: c.EvalTrainImages, EvalTestImages: c.EvalTestImages,
 		Version: gen.ProducerVersion, Holder: "simclr-ort " + strings.Join(os.Args[1:], " "),
 	}

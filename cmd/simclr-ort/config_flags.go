@@ -46,3 +46,8 @@ func ortLibrary(flag string) string {
 	}
 	return os.Getenv(ort.LibraryEnv)
 }
+
+// addKernelsFlag registers --kernels.
+func addKernelsFlag(fs *pflag.FlagSet, kernels *string, def string) {
+	fs.StringVar(kernels, "kernels", def, "what computes the convolutions on the CPU: native (simclr-ort's oneDNN kernels, Debian's libdnnl2), onnx (standard ONNX ops, any ONNX Runtime) or auto (native where oneDNN loads)")
+}

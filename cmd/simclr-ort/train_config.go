@@ -57,6 +57,7 @@ type trainConfig struct {
 	ORTLib                 string            `yaml:"ort-lib"`
 	ORTLogLevel            string            `yaml:"ort-log-level"`
 	ConvAsGemm             bool              `yaml:"conv-as-gemm"`
+	Kernels                string            `yaml:"kernels"`
 	JPEGDecoder            string            `yaml:"jpeg-decoder"`
 	MaxImagePixels         int               `yaml:"max-image-pixels"`
 	CheckpointEvery        int               `yaml:"checkpoint-every"`
@@ -79,7 +80,7 @@ type trainConfig struct {
 var resumeMayChange = map[string]bool{
 	"data": true, "workers": true, "threads": true, "device-id": true, "cudnn-algo": true,
 	"gpu-mem-limit": true, "gpu-arena-extend": true, "cuda-provider-lib": true, "cuda-provider-option": true,
-	"ort-lib": true, "ort-log-level": true, "conv-as-gemm": true, "jpeg-decoder": true, "max-image-pixels": true,
+	"ort-lib": true, "ort-log-level": true, "conv-as-gemm": true, "kernels": true, "jpeg-decoder": true, "max-image-pixels": true,
 	"checkpoint-every": true, "checkpoint-every-steps": true, "checkpoint-every-minutes": true, "keep-checkpoints": true,
 	"metrics-addr": true, "log-every": true, "mpi-timeout": true, "steps": true, "epochs": true,
 	"eval-every": true, "eval-k": true, "eval-train-images": true, "eval-test-images": true,

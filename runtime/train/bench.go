@@ -79,6 +79,9 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchReport, error) {
 	if o.Steps < 1 || o.Warmup < 0 {
 		return nil, fmt.Errorf("train: bench: %d steps must be at least 1 and %d warm-up steps not negative", o.Steps, o.Warmup)
 	}
+	if o.Graph.Kernels == KernelsNative {
+		o.ORT.NativeKernels = true
+	}
 	m, graph, source, err := TrainGraph(cfg, o.Graph)
 	if err != nil {
 		return nil, err

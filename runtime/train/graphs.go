@@ -7,6 +7,7 @@ import (
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/graphs"
 	"github.com/simclr-ort/simclr-ort/runtime/optim"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/simclr-ort/simclr-ort/runtime/step"
 )
 
@@ -18,9 +19,24 @@ type GraphOptions struct {
 	// is then independent of its batch, so data-parallel ranks compute bit
 	// for bit what one process computes.
 	ConvNodes bool
+	// Kernels is what computes the convolutions (and the other ops the
+	// native domain has): KernelsONNX ("" too) standard ONNX ops, a graph
+	// any ONNX Runtime runs; KernelsNative simclr-ort's oneDNN kernels
+	// (sessions need ort.Options.NativeKernels).
+	Kernels string
 }
 
-func (o GraphOptions) generator() gen.Options { return gen.Options{ConvNodes: o.ConvNodes} }
+// The values of GraphOptions.Kernels and Options.Kernels; KernelsAuto
+// (Options only) is native on the CPU where oneDNN loads, ONNX elsewhere.
+const (
+	KernelsAuto   = "auto"
+	KernelsONNX   = "onnx"
+	KernelsNative = "native"
+)
+
+func (o GraphOptions) generator() gen.Options {
+	return gen.Options{ConvNodes: o.ConvNodes, Kernels: o.Kernels}
+}
 
 // TrainGraph returns the manifest and training graph of a configuration:
 // the embedded ones of graphs/ when the configuration is in its default set
@@ -29,7 +45,7 @@ func (o GraphOptions) generator() gen.Options { return gen.Options{ConvNodes: o.
 // says which, for a log line.
 func TrainGraph(cfg graphs.Config, opts GraphOptions) (m *graphs.Manifest, train []byte, source string, err error) {
 	cfg = cfg.Defaults()
-	if opts == (GraphOptions{}) {
+	if opts == (GraphOptions{}) || opts == (GraphOptions{Kernels: KernelsONNX}) {
 		m, train, _, ok, err := graphs.Lookup(cfg)
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("train: %w", err)
@@ -124,4 +140,33 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// ResolveKernels turns a kernel choice (KernelsAuto, KernelsNative,
+// KernelsONNX or "") into the one a run on provider uses, and says why:
+// auto is native on the CPU provider when oneDNN loads (ort.LoadNativeKernels),
+// ONNX elsewhere; native where it cannot run is an error that says why.
+// ONNX Runtime must be initialised.
+func ResolveKernels(choice, provider string) (kernels, why string, err error) {
+	switch choice {
+	case "", KernelsONNX:
+		return KernelsONNX, "standard ONNX ops (--kernels onnx)", nil
+	case KernelsNative, KernelsAuto:
+	default:
+		return "", "", fmt.Errorf("train: --kernels %q: use auto, native or onnx", choice)
+	}
+	if provider == "cuda" {
+		if choice == KernelsNative {
+			return "", "", fmt.Errorf("train: --kernels native: the native kernels run on the CPU provider only so far; use --kernels onnx with --ep cuda")
+		}
+		return KernelsONNX, "standard ONNX ops (the native kernels run on the CPU provider only)", nil
+	}
+	info, err := ort.NativeKernelsInfo()
+	if err != nil {
+		if choice == KernelsNative {
+			return "", "", fmt.Errorf("train: --kernels native: %w", err)
+		}
+		return KernelsONNX, fmt.Sprintf("standard ONNX ops (no native kernels: %v)", err), nil
+	}
+	return KernelsNative, "native kernels: " + info, nil
 }

@@ -157,7 +157,21 @@ func (t *Trainer) newEngine(context.Context) error {
 		return err
 	}
 	ortOpts := ort.Options{IntraOpThreads: t.threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA}
-	var err error
+	choice := o.Kernels
+	if t.world > 1 && choice == KernelsAuto {
+		choice = KernelsONNX // the data-parallel graphs have no native variant yet
+	}
+	kernels, why, err := ResolveKernels(choice, o.Provider)
+	if err != nil {
+		return err
+	}
+	if t.world > 1 && kernels == KernelsNative {
+		return fmt.Errorf("train: --kernels native: the data-parallel graphs have no native variant yet; use --kernels onnx under mpirun")
+	}
+	if kernels == KernelsNative {
+		o.Graph.Kernels, ortOpts.NativeKernels = KernelsNative, true
+	}
+	fmt.Fprintf(o.Out, "convolutions by %s\n", why)
 	if t.world > 1 {
 		t.eng, err = newDistEngine(o.Comm, t.cfg, o.Graph, ortOpts)
 	} else {

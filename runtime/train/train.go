@@ -159,6 +159,10 @@ type Options struct {
 	// Graph chooses how the training graph computes (the default
 	// formulation when zero).
 	Graph GraphOptions
+	// Kernels chooses the kernels: KernelsAuto (native on the CPU where
+	// oneDNN loads), KernelsNative or KernelsONNX ("" means ONNX); it
+	// overrides Graph.Kernels.
+	Kernels string
 	// LogEvery is the log-line interval in steps (0: 50).
 	LogEvery int
 	// Out receives log lines and the progress bar (nil: os.Stdout).
