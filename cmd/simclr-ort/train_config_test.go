@@ -195,8 +195,8 @@ func TestEvalEvery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), `"knn_top1":`); n != 2 {
-		t.Errorf("%d kNN records after 4 steps with --eval-every 2, want 2:\n%s", n, b)
+	if n := strings.Count(string(b), `"knn_top1":`); n != 3 {
+		t.Errorf("%d kNN records after 4 steps with --eval-every 2, want 3 (at steps 0, 2 and 4):\n%s", n, b)
 	}
 	if !strings.Contains(string(b), `"knn_images":10`) {
 		t.Errorf("the kNN records do not say they classified 10 held-out images:\n%s", b)

@@ -94,6 +94,12 @@ func (t *Trainer) Step(ctx context.Context) error {
 		return nil
 	}
 	if !t.started {
+		if t.eval != nil && t.res.Steps == 0 {
+			// The random initialisation: where the trend starts.
+			if err := t.evaluate(ctx); err != nil {
+				return err
+			}
+		}
 		t.started = true
 		t.last = time.Now()
 		t.res.started = t.last
