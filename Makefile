@@ -6,7 +6,7 @@ PYTHON ?= /usr/bin/python3
 .PHONY: help setup-system setup setup-gpu demo generate test vet parity parity-mutants parity-sweep export-check bench build-mpi test-mpi gpu-check study study-smoke
 
 help:
-	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, Fashion-MNIST; needs root)"
+	@echo "make setup-system  install Debian packages (PyTorch, ONNX checker, OpenBLAS, oneDNN, Fashion-MNIST, Open MPI, libjpeg-turbo; needs root)"
 	@echo "make setup         fetch Go modules and the ONNX Runtime library into .cache/onnxruntime"
 	@echo "make setup-gpu     fetch an ONNX Runtime 1.29 CUDA 13 build into .cache/onnxruntime-gpu (about 330 MB)"
 	@echo "make build-mpi     build bin/simclr-ort with Open MPI, for mpirun -np N bin/simclr-ort train ..."
@@ -27,7 +27,7 @@ setup-system:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread \
-		dataset-fashion-mnist libopenmpi-dev openmpi-bin libturbojpeg0
+		dataset-fashion-mnist libopenmpi-dev openmpi-bin libturbojpeg0 libdnnl2 libdnnl-dev
 
 setup:
 	$(GO) mod download
@@ -89,9 +89,11 @@ export-check:
 
 parity:
 	$(GO) run ./tools/parity -python $(PYTHON)
+	$(GO) run ./tools/parity -python $(PYTHON) -kernels native
 
 parity-mutants:
 	$(GO) run ./tools/parity -python $(PYTHON) -mutants
+	$(GO) run ./tools/parity -python $(PYTHON) -mutants -kernels native
 
 PARITY_SEEDS ?= 20
 parity-sweep:

@@ -36,7 +36,7 @@ func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&b.ORT.DeviceID, "device-id", 0, "GPU for --ep cuda")
 	addCUDAFlags(fs, &b.ORT.CUDA)
 	addConvAsGemmFlag(fs, &o.convGem)
-	addKernelsFlag(fs, &o.kernels, train.KernelsONNX)
+	addKernelsFlag(fs, &o.kernels, train.KernelsAuto)
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	addORTLogFlag(fs, &o.logLvl)
 	return func(ctx context.Context) error { return runStep(ctx, o) }

@@ -39,7 +39,7 @@ func defaultTrainConfig() trainConfig {
 		Arch: "resnet18", Stem: "imagenet", ImageSize: 224, BatchSize: 128, Shards: 1, ProjectionDim: 64,
 		Temperature: 0.5, BNGroups: 1, Epochs: 100, Optimizer: "lars", LRScaling: "linear",
 		JitterStrength: 1, CropScaleMin: 0.08, Seed: 1, EP: "cpu", CudnnAlgo: "exhaustive",
-		GPUArenaExtend: "next-power-of-two", ORTLogLevel: "error", ConvAsGemm: true, Kernels: train.KernelsONNX, JPEGDecoder: data.JPEGAuto,
+		GPUArenaExtend: "next-power-of-two", ORTLogLevel: "error", ConvAsGemm: true, Kernels: train.KernelsAuto, JPEGDecoder: data.JPEGAuto,
 		MaxImagePixels: data.DefaultMaxImagePixels, CheckpointEvery: 1, KeepCheckpoints: 1, LogEvery: 50,
 		MPITimeout: 45 * time.Second, EvalK: train.DefaultEvalK, EvalTrainImages: train.DefaultEvalTrainImages,
 		EvalTestImages: train.DefaultEvalTestImages,

@@ -60,11 +60,11 @@ func TestMPITrainTracksShardedProcess(t *testing.T) {
 	// per-step equality needs each view's result independent of the batch.
 	data := smallFolder(t)
 	two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
-	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4", "--conv-as-gemm=false"))
+	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4", "--conv-as-gemm=false", "--kernels", "onnx"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mpirun -np 2 train: %v\n%s", err, b)
 	}
-	if code := run(context.Background(), trainArgs(data, one, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false")); code != 0 {
+	if code := run(context.Background(), trainArgs(data, one, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false", "--kernels", "onnx")); code != 0 {
 		t.Fatalf("train --shards 2 exited %d", code)
 	}
 
@@ -76,7 +76,7 @@ func TestMPITrainTracksShardedProcess(t *testing.T) {
 		t.Errorf("resume with 3 ranks: %v, want an error naming mpirun -np 2 ... --batch-size 4:\n%s", err, b)
 	}
 	// The one-process equivalent continues the two-rank run.
-	if code := run(context.Background(), trainArgs(data, "", "--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false")); code != 0 {
+	if code := run(context.Background(), trainArgs(data, "", "--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false", "--kernels", "onnx")); code != 0 {
 		t.Fatalf("resume of the two-rank run with --batch-size 8 --shards 2 exited %d", code)
 	}
 

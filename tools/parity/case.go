@@ -58,6 +58,9 @@ type caseFile struct {
 	TorchThreads []int `json:"torch_threads"`
 }
 
+// kernels is the generator's kernel choice for every run (flag -kernels).
+var kernels = simclr.KernelsONNX
+
 // writeCase writes one case directory: the parameters and views drawn from
 // seed, and one subdirectory per run with ONNX Runtime's loss, gradients,
 // new running statistics and decisions. Sessions come from (and stay in)
@@ -119,7 +122,7 @@ func writeCase(dir string, cfg graphs.Config, seed uint64, runs []runSpec, torch
 	in := stepInputs{views: views, params: params, buffers: buffers}
 	runs = append([]runSpec(nil), runs...)
 	for i, spec := range runs {
-		opts := simclr.Options{ConvNodes: spec.Variant == variantConvNodes, Mutant: mutant, Decisions: true}
+		opts := simclr.Options{ConvNodes: spec.Variant == variantConvNodes, Mutant: mutant, Decisions: true, Kernels: kernels}
 		withDecisions, probed, err := sessions.run(cfg, opts, spec.ORTThreads, in)
 		if err != nil {
 			return fmt.Errorf("run %s: %w", spec.Dir, err)

@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,7 +105,15 @@ func main() {
 	ortThreads := flag.String("threads", "", "comma-separated ONNX Runtime intra-op thread counts (default 2; with -sweep 1,2,4)")
 	torchThreads := flag.String("torch-threads", "", "comma-separated PyTorch thread counts (default 2; with -sweep 1,2)")
 	variants := flag.String("variants", "", "comma-separated graph variants, default and conv-nodes (default: default; with -sweep both)")
+	flag.StringVar(&kernels, "kernels", simclr.KernelsONNX, "onnx (standard ops) or native (simclr-ort's oneDNN kernels; the GPU-variant cases are left out)")
 	flag.Parse()
+	switch kernels {
+	case simclr.KernelsONNX:
+	case simclr.KernelsNative:
+		provider.NativeKernels = true
+	default:
+		fail(fmt.Errorf("-kernels %q: use onnx or native", kernels))
+	}
 
 	p := plan{python: *python, keep: *keep, only: *only}
 	p.ortThreads, p.torchThreads, p.variants = []int{2}, []int{2}, []string{variantDefault}
@@ -143,8 +152,20 @@ func main() {
 	} else {
 		p.cases = cases
 	}
+	if kernels == simclr.KernelsNative {
+		// The GPU formulation has no native variant.
+		p.cases = slices.DeleteFunc(slices.Clone(p.cases), func(c graphs.Config) bool { return c.ConvGrad == "gpu" })
+		delete(mutantCases, "maxpool-grad-first-element-gpu")
+	}
 	if err := ort.InitFor(orEnv(*ortLib), provider.Provider); err != nil {
 		fail(err)
+	}
+	if kernels == simclr.KernelsNative {
+		info, err := ort.NativeKernelsInfo()
+		if err != nil {
+			fail(err)
+		}
+		fmt.Println("native kernels:", info)
 	}
 	switch {
 	case *mutants:
