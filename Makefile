@@ -18,7 +18,7 @@ help:
 	@echo "make parity-mutants  the gate must fail each of 8 deliberately wrong rules"
 	@echo "make parity-sweep  the gate over 20 seeds, 1/2/4 ONNX Runtime threads, both graph variants, 1/2 PyTorch threads (~1 h)"
 	@echo "make export-check  exported encoders against torchvision's ResNet (PyTorch) and onnx-go (pure Go)"
-	@echo "make bench         ResNet18 step time against the PyTorch reference on this machine"
+	@echo "make bench         the pure training step and the whole loop against the PyTorch reference on this machine (~1 h)"
 	@echo "make study         simclr-ort against the PyTorch reference on Fashion-MNIST: kNN and linear probe at 0/500/1000/1500 steps (~1 h)"
 	@echo "make generate      regenerate graphs/ (go generate ./gen)"
 	@echo "make install       simclr-ort into PREFIX/bin and ONNX Runtime into PREFIX/lib/simclr-ort (PREFIX=/usr/local)"
@@ -99,8 +99,12 @@ PARITY_SEEDS ?= 20
 parity-sweep:
 	$(GO) run ./tools/parity -python $(PYTHON) -sweep -seeds $(PARITY_SEEDS)
 
+# The engine (pure step on random views, no loader: native kernels,
+# standard ONNX ops and PyTorch) and the whole training loop (both sides
+# with the same loader workers), side by side, alternating rounds.
 bench:
-	$(PYTHON) tools/bench/compare.py
+	$(PYTHON) tools/bench/native_compare.py
+	$(PYTHON) tools/bench/train_compare.py
 
 STUDY_STEPS ?= 1500
 STUDY_SEED ?= 1

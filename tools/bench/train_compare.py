@@ -3,10 +3,13 @@
 Fashion-MNIST, side by side on this machine (CPU).
 
     /usr/bin/python3 tools/bench/train_compare.py [--rounds 3] [--workers 2]
-        [--threads 2] [--configs resnet18:28:128:14,resnet18:64:64:12,resnet50:64:32:12]
+        [--threads 2] [--configs resnet18:imagenet:28:128:14,...] [--kernels auto]
         [--simclr-ort BIN] [--json-out FILE]
 
-A configuration is ARCH:IMAGE_SIZE:BATCH:STEPS (ImageNet stem). For each, the
+A configuration is ARCH:STEM:IMAGE_SIZE:BATCH:STEPS. PyTorch runs with
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment, so that
+OpenBLAS picks its kernel for this CPU as a user's PyTorch would (the kernel
+is printed); a slower forced kernel would flatter simclr-ort. For each, the
 two programs run alternately --rounds times (the order flips every round),
 same data, batch, step count, workers and threads:
 
@@ -110,12 +113,12 @@ def summarize(pairs, steps, waits, warmup):
 
 
 def run_simclr_ort(binary, cfg, args, workdir):
-    arch, size, pairs, steps = cfg
+    arch, stem, size, pairs, steps = cfg
     out = tempfile.mkdtemp(prefix="run-", dir=workdir)
     os.rmdir(out)  # let simclr-ort create it: a fresh directory without a checkpoint
     cmd = ["/usr/bin/time", "-v", binary, "train", "--data", f"fmnist:{args.data}",
-           "--arch", arch, "--stem", "imagenet", "--image-size", str(size), "--batch-size", str(pairs),
-           "--steps", str(steps), "--ep", "cpu", "--workers", str(args.workers),
+           "--arch", arch, "--stem", stem, "--image-size", str(size), "--batch-size", str(pairs),
+           "--steps", str(steps), "--ep", "cpu", "--workers", str(args.workers), "--kernels", args.kernels,
            "--threads", str(args.threads), "--out", out, "--log-every", "1000"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -139,14 +142,22 @@ def run_simclr_ort(binary, cfg, args, workdir):
     return result
 
 
+def torch_env():
+    """The environment for PyTorch: OpenBLAS picks its own kernel."""
+    env = dict(os.environ)
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        env.pop(var, None)
+    return env
+
+
 def run_torch(cfg, args):
-    arch, size, pairs, steps = cfg
-    cmd = [args.python, os.path.join(HERE, "torch_train.py"), "--arch", arch, "--stem", "imagenet",
+    arch, stem, size, pairs, steps = cfg
+    cmd = [args.python, os.path.join(HERE, "torch_train.py"), "--arch", arch, "--stem", stem,
            "--image-size", str(size), "--pairs", str(pairs), "--steps", str(steps),
            "--warmup", str(args.warmup), "--workers", str(args.workers), "--threads", str(args.threads),
            "--data", args.data, "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=torch_env())
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"torch_train.py failed ({proc.returncode}):\n{' '.join(cmd)}\n{proc.stderr[-3000:]}")
@@ -172,8 +183,10 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="resnet18:28:128:14,resnet18:64:64:12,resnet50:64:32:12",
-                   help="ARCH:IMAGE_SIZE:BATCH:STEPS,...")
+    p.add_argument("--configs", default="resnet18:imagenet:28:128:14,resnet18:imagenet:28:64:14,resnet18:imagenet:64:32:12,"
+                   "resnet18:cifar:32:64:8,resnet50:imagenet:64:16:12",
+                   help="ARCH:STEM:IMAGE_SIZE:BATCH:STEPS,...")
+    p.add_argument("--kernels", default="auto", help="simclr-ort's --kernels")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--simclr-ort", help="simclr-ort binary (default: go build into a temp dir)")
     p.add_argument("--python", default="/usr/bin/python3", help="Python with torch and torchvision")
@@ -183,8 +196,8 @@ def main():
 
     configs = []
     for spec in args.configs.split(","):
-        arch, size, pairs, steps = spec.split(":")
-        configs.append((arch, int(size), int(pairs), int(steps)))
+        arch, stem, size, pairs, steps = spec.split(":")
+        configs.append((arch, stem, int(size), int(pairs), int(steps)))
         if int(steps) <= args.warmup:
             p.error(f"{spec}: steps must exceed --warmup {args.warmup}")
 
@@ -198,8 +211,8 @@ def main():
 
     report = []
     for cfg in configs:
-        arch, size, pairs, steps = cfg
-        name = f"{arch} {size}x{size} batch {pairs}, {steps} steps"
+        arch, stem, size, pairs, steps = cfg
+        name = f"{arch} {stem} {size}x{size} batch {pairs}, {steps} steps"
         print(f"\n== {name}", flush=True)
         ort_runs, torch_runs = [], []
         for r in range(args.rounds):
@@ -213,6 +226,8 @@ def main():
                 else:
                     res = run_torch(cfg, args)
                     torch_runs.append(res)
+                    if r == 0:
+                        print(f"  PyTorch {res['torch_version']}, BLAS {res['blas']}", flush=True)
                 res["loadavg_before"] = load
                 print(f"  round {r + 1} {prog:<10} median {res['median_s']:.3f} s/step (min {res['min_s']:.3f}), "
                       f"{res['pairs_per_s']:6.1f} pairs/s, data wait {100 * res['data_wait_share']:5.2f}% "
