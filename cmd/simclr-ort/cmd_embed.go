@@ -35,6 +35,9 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if o.encoder == "" || o.data == "" {
 		return usageError{fmt.Errorf("embed: --encoder and --data are required")}
 	}
+	if o.batch < 1 || o.limit < 0 {
+		return usageError{fmt.Errorf("embed: --batch-size %d must be at least 1 and --limit %d not negative", o.batch, o.limit)}
+	}
 	if err := o.runtime.init(); err != nil {
 		return err
 	}

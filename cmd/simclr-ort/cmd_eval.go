@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -64,6 +65,16 @@ func limit(ds data.Dataset, n int) data.Dataset {
 func runEval(_ context.Context, o evalOptions) error {
 	if o.encoder == "" || o.data == "" {
 		return usageError{fmt.Errorf("eval: --encoder and --data are required")}
+	}
+	switch {
+	case o.batch < 1:
+		return usageError{fmt.Errorf("eval: --batch-size %d must be at least 1", o.batch)}
+	case o.k < 1:
+		return usageError{fmt.Errorf("eval: --k %d must be at least 1", o.k)}
+	case !(o.temperature > 0) || math.IsInf(o.temperature, 0):
+		return usageError{fmt.Errorf("eval: --knn-temperature %v must be a positive number", o.temperature)}
+	case o.trainLimit < 0 || o.testLimit < 0:
+		return usageError{fmt.Errorf("eval: --train-limit %d and --test-limit %d must not be negative (0: all)", o.trainLimit, o.testLimit)}
 	}
 	if o.protocol != "knn" && o.protocol != "linear" {
 		return usageError{fmt.Errorf("eval: unknown protocol %q; use knn or linear", o.protocol)}

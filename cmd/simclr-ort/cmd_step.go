@@ -19,6 +19,8 @@ type stepOptions struct {
 	logLvl  string
 	convGem bool
 	kernels string
+	// memLimitMiB is --gpu-mem-limit.
+	memLimitMiB int64
 }
 
 func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
@@ -34,7 +36,7 @@ func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.Uint64Var(&b.Seed, "seed", 1, "seed of the initial weights and the random views")
 	fs.StringVar(&b.ORT.Provider, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
 	fs.IntVar(&b.ORT.DeviceID, "device-id", 0, "GPU for --ep cuda")
-	addCUDAFlags(fs, &b.ORT.CUDA)
+	addCUDAFlags(fs, &b.ORT.CUDA, &o.memLimitMiB)
 	addConvAsGemmFlag(fs, &o.convGem)
 	addKernelsFlag(fs, &o.kernels, train.KernelsAuto)
 	fs.StringVar(&o.ortLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
@@ -45,6 +47,7 @@ func stepFlags(fs *pflag.FlagSet) func(context.Context) error {
 func runStep(ctx context.Context, o stepOptions) error {
 	b := o.bench
 	b.Graph.ConvNodes = !o.convGem
+	b.ORT.CUDA.MemLimit = o.memLimitMiB << 20
 	if b.Steps < 1 || b.Warmup < 0 {
 		return usageError{fmt.Errorf("step: --steps %d must be at least 1 and --warmup %d not negative", b.Steps, b.Warmup)}
 	}

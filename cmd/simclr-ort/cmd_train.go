@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -84,7 +85,7 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	fs.StringVar(&c.EP, "ep", c.EP, "ONNX Runtime execution provider: cpu or cuda")
 	fs.IntVar(&c.DeviceID, "device-id", 0, "GPU for --ep cuda")
-	addCUDAFlagsTo(fs, &c.CudnnAlgo, &c.TF32, &c.GPUMemLimit, &c.GPUArenaExtend, &c.CUDAProviderLib, &c.CUDAProviderOptions)
+	addCUDAFlagsTo(fs, &c.CudnnAlgo, &c.TF32, &c.GPUMemLimitMiB, &c.GPUArenaExtend, &c.CUDAProviderLib, &c.CUDAProviderOptions)
 	fs.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.StringVar(&c.ORTLib, "ort-lib", "", "ONNX Runtime shared library (default: $"+ort.LibraryEnv+", then .cache/onnxruntime/)")
 	addORTLogFlag(fs, &c.ORTLogLevel)
@@ -99,37 +100,63 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&c.EvalTestImages, "eval-test-images", c.EvalTestImages, "held-out images --eval-every's kNN classifies")
 	fs.DurationVar(&c.MPITimeout, "mpi-timeout", c.MPITimeout, "under mpirun: how long a process waits for the others in a collective before the job ends with an error naming the silent rank (a hung or stopped rank); more than the slowest rank lags behind, e.g. while rank 0 writes a checkpoint")
 	return func(ctx context.Context) error {
-		cfg, notes, err := resolveTrainConfig(fs, o)
+		// MPI first: a resumed run's settings come from rank 0, the only
+		// rank that needs the run directory.
+		comm, err := worldComm()
+		if err != nil {
+			return err
+		}
+		cfg, file, err := resolveTrainConfig(fs, o, comm)
 		if err != nil {
 			return err
 		}
 		o.cfg = cfg
-		if notes != "" {
-			fmt.Fprint(stdout, notes)
+		if file != nil {
+			fmt.Fprint(stdout, file.notes.String())
+			if o.out == "" {
+				o.out = file.out
+			}
 		}
-		return runTrain(ctx, fs, o)
+		return runTrain(ctx, o, comm)
 	}
+}
+
+// defaultDeps are the keys whose default depends on others: the learning
+// rate on the optimizer and its scaling, the weight decay on the optimizer,
+// the graph variant on the execution provider. A dependent key the command
+// line does not set is derived again when it sets what it depends on.
+var defaultDeps = map[string][]string{
+	"lr":           {"optimizer", "lr-scaling"},
+	"weight-decay": {"optimizer"},
+	"bn-lowering":  {"ep"},
+	"conv-grad":    {"ep"},
 }
 
 // resolveTrainConfig is the run's configuration: from the checkpoint with
 // --resume (flags may change only what cannot change the result), else the
-// flags' defaults under --config's file under the flags given. notes are
-// lines to print (the reference file's mapping).
-func resolveTrainConfig(fs *pflag.FlagSet, o trainOptions) (trainConfig, string, error) {
+// defaults under --config's file under the flags given, with every default
+// resolved to the value the run uses. file is what --config said, or nil.
+func resolveTrainConfig(fs *pflag.FlagSet, o trainOptions, comm *mpi.Comm) (trainConfig, *loaded, error) {
 	flags := o.cfg
-	var notes strings.Builder
+	changed := map[string]bool{}
+	fs.Visit(func(f *pflag.Flag) { changed[f.Name] = true })
 	if o.resume != "" {
 		if o.configFile != "" {
-			return trainConfig{}, "", usageError{fmt.Errorf("train: --config with --resume: a resumed run takes its settings from its checkpoint (%s/config.yaml records them); drop --config", o.resume)}
+			return trainConfig{}, nil, usageError{fmt.Errorf("train: --config with --resume: a resumed run takes its settings from its checkpoint (%s/config.yaml records them); drop --config", o.resume)}
 		}
-		cfg, legacy, err := checkpointConfig(o.resume)
+		raw, err := shareBytes(comm, func() ([]byte, error) { return checkpointConfig(o.resume) })
 		if err != nil {
-			return trainConfig{}, "", err
+			return trainConfig{}, nil, err
 		}
-		if legacy {
+		if len(raw) == 0 {
 			// A checkpoint from before runs recorded their settings: the
 			// flags must say them again, and train checks what it can.
-			return flags, "", nil
+			flags.resolveDefaults(changed)
+			return flags, nil, nil
+		}
+		cfg := defaultTrainConfig()
+		if err := yaml.Unmarshal(raw, &cfg); err != nil {
+			return trainConfig{}, nil, fmt.Errorf("train: --resume %s: the checkpoint's recorded settings: %w", o.resume, err)
 		}
 		var refused []string
 		fs.Visit(func(f *pflag.Flag) {
@@ -141,45 +168,97 @@ func resolveTrainConfig(fs *pflag.FlagSet, o trainOptions) (trainConfig, string,
 			}
 		})
 		if len(refused) > 0 {
-			return trainConfig{}, "", usageError{fmt.Errorf("train: --resume %s keeps every setting that decides the run's result, but %s; drop those flags, or start a new run with --config %s --out NEWDIR",
+			return trainConfig{}, nil, usageError{fmt.Errorf("train: --resume %s keeps every setting that decides the run's result, but %s; drop those flags, or start a new run with --config %s --out NEWDIR",
 				o.resume, strings.Join(refused, ", "), filepath.Join(o.resume, train.ConfigFile))}
 		}
 		cfg.override(fs, &flags)
-		return cfg, "", nil
+		if changed["epochs"] && !changed["steps"] {
+			cfg.Steps = 0 // --epochs extends a run that counted --steps
+		}
+		return cfg, nil, nil
 	}
 	cfg := defaultTrainConfig()
+	given := map[string]bool{}
+	var file *loaded
 	if o.configFile != "" {
-		if err := loadTrainConfig(o.configFile, &cfg, &notes); err != nil {
-			return trainConfig{}, "", usageError{fmt.Errorf("train: %w", err)}
+		var err error
+		if file, err = loadTrainConfig(o.configFile, &cfg); err != nil {
+			return trainConfig{}, nil, usageError{fmt.Errorf("train: %w", err)}
+		}
+		for k := range file.keys {
+			given[k] = true
 		}
 	}
 	cfg.override(fs, &flags)
-	return cfg, notes.String(), nil
+	for k := range changed {
+		given[k] = true
+	}
+	for dependent, deps := range defaultDeps {
+		for _, d := range deps {
+			if changed[d] && !changed[dependent] {
+				delete(given, dependent)
+			}
+		}
+	}
+	cfg.resolveDefaults(given)
+	return cfg, file, nil
 }
 
-// checkpointConfig is the configuration the checkpoint of a run directory
-// records; legacy reports a checkpoint written before runs recorded one.
-func checkpointConfig(dir string) (cfg trainConfig, legacy bool, err error) {
+// shareBytes is what read returns on rank 0, on every rank (read runs on
+// rank 0 alone); an error of rank 0's is every rank's.
+func shareBytes(comm *mpi.Comm, read func() ([]byte, error)) ([]byte, error) {
+	if comm.Size() == 1 {
+		return read()
+	}
+	var data []byte
+	var err error
+	head := make([]byte, 8)
+	size := int64(-1)
+	if comm.Rank() == 0 {
+		if data, err = read(); err == nil {
+			size = int64(len(data))
+		}
+	}
+	binary.LittleEndian.PutUint64(head, uint64(size))
+	if berr := comm.BroadcastBytes(head, 0); berr != nil {
+		return nil, fmt.Errorf("train: share the run's settings: %w", berr)
+	}
+	size = int64(binary.LittleEndian.Uint64(head))
+	if size < 0 {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("train: rank 0 could not read the run's settings (see its error)")
+	}
+	if comm.Rank() != 0 {
+		data = make([]byte, size)
+	}
+	if size > 0 {
+		if berr := comm.BroadcastBytes(data, 0); berr != nil {
+			return nil, fmt.Errorf("train: share the run's settings: %w", berr)
+		}
+	}
+	return data, nil
+}
+
+// checkpointConfig is the recorded configuration (YAML) of the checkpoint
+// of a run directory; empty for a checkpoint written before runs recorded
+// one.
+func checkpointConfig(dir string) ([]byte, error) {
 	path := filepath.Join(dir, train.CheckpointFile)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return trainConfig{}, false, usageError{fmt.Errorf("train: --resume %s: not a run directory (%v); start a run with --out %s", dir, err, dir)}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, usageError{fmt.Errorf("train: --resume %s: %w; start a run with --out %s", dir, err, dir)}
+	} else if !fi.IsDir() {
+		return nil, usageError{fmt.Errorf("train: --resume %s is a file, not a run directory; pass the directory that holds %s", dir, train.CheckpointFile)}
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return trainConfig{}, false, usageError{fmt.Errorf("train: --resume %s: it holds no checkpoint (%s) yet; start a run there with --out %s (without --resume)", dir, train.CheckpointFile, dir)}
+		return nil, usageError{fmt.Errorf("train: --resume %s: it holds no checkpoint (%s) yet; start a run there with --out %s (without --resume)", dir, train.CheckpointFile, dir)}
 	}
 	ck, err := checkpoint.Load(path)
 	if err != nil {
-		return trainConfig{}, false, fmt.Errorf("train: --resume %s: %w", dir, err)
+		return nil, fmt.Errorf("train: --resume %s: %w", dir, err)
 	}
-	raw := train.RunConfigFromCheckpoint(ck)
-	if raw == nil {
-		return trainConfig{}, true, nil
-	}
-	cfg = defaultTrainConfig()
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return trainConfig{}, false, fmt.Errorf("train: --resume %s: the checkpoint's recorded settings: %w", dir, err)
-	}
-	return cfg, false, nil
+	return train.RunConfigFromCheckpoint(ck), nil
 }
 
 // options turns the resolved configuration into the trainer's options,
@@ -239,6 +318,9 @@ func (o trainOptions) options() (train.Options, error) {
 	if c.EvalK < 1 || c.EvalTrainImages < 1 || c.EvalTestImages < 1 {
 		bad("--eval-k %d, --eval-train-images %d and --eval-test-images %d must be at least 1", c.EvalK, c.EvalTrainImages, c.EvalTestImages)
 	}
+	if c.GPUMemLimitMiB < 0 {
+		bad("--gpu-mem-limit %d must not be negative (0: no cap)", c.GPUMemLimitMiB)
+	}
 	if c.MPITimeout <= 0 {
 		bad("--mpi-timeout %v must be positive", c.MPITimeout)
 	}
@@ -295,7 +377,7 @@ func (o trainOptions) options() (train.Options, error) {
 		StopAfter: o.stopAfter, CheckpointEvery: c.CheckpointEvery, CheckpointEverySteps: c.CheckpointEverySteps,
 		CheckpointEveryMinutes: c.CheckpointEveryMinutes, KeepCheckpoints: c.KeepCheckpoints, MetricsAddr: c.MetricsAddr,
 		Provider: c.EP, DeviceID: c.DeviceID, Threads: c.Threads, ORTLib: ortLibrary(c.ORTLib), ORTLogLevel: c.ORTLogLevel,
-		CUDA: ort.CUDAOptions{ConvAlgoSearch: c.CudnnAlgo, TF32: c.TF32, MemLimit: c.GPUMemLimit, ArenaExtend: c.GPUArenaExtend,
+		CUDA: ort.CUDAOptions{ConvAlgoSearch: c.CudnnAlgo, TF32: c.TF32, MemLimit: c.GPUMemLimitMiB << 20, ArenaExtend: c.GPUArenaExtend,
 			ProviderLibrary: c.CUDAProviderLib, Extra: c.CUDAProviderOptions},
 		Graph:    train.GraphOptions{ConvNodes: !c.ConvAsGemm},
 		Kernels:  c.Kernels,
@@ -308,11 +390,12 @@ func (o trainOptions) options() (train.Options, error) {
 	return opts, nil
 }
 
-// resolveDefaults writes into c the values the run will use where c leaves
-// them to a default (the learning rate, the weight decay, the graph
-// variant), so that config.yaml records what ran.
-func (c *trainConfig) resolveDefaults() {
-	if c.LR == 0 {
+// resolveDefaults writes into c the values the run will use for the keys
+// given leaves out and whose default depends on other keys (the learning
+// rate, the weight decay, the graph variant), so that config.yaml records
+// what ran.
+func (c *trainConfig) resolveDefaults(given map[string]bool) {
+	if !given["lr"] {
 		switch {
 		case c.Optimizer == "adam":
 			c.LR = 3e-4
@@ -321,6 +404,18 @@ func (c *trainConfig) resolveDefaults() {
 		default:
 			c.LR = 0.3
 		}
+	}
+	if !given["weight-decay"] {
+		c.WeightDecay = 0
+		if c.Optimizer != "adam" {
+			c.WeightDecay = 1e-6 // the reference's LARS; its Adam has none
+		}
+	}
+	if !given["bn-lowering"] {
+		c.BNLowering = ""
+	}
+	if !given["conv-grad"] {
+		c.ConvGrad = ""
 	}
 	g := graphs.Config{BNLowering: c.BNLowering, ConvGrad: c.ConvGrad}.For(c.EP)
 	c.BNLowering = g.BNLowering
@@ -338,21 +433,15 @@ func physicalMemory() int64 {
 	return int64(si.Totalram) * int64(si.Unit)
 }
 
-func runTrain(ctx context.Context, fs *pflag.FlagSet, o trainOptions) error {
+func runTrain(ctx context.Context, o trainOptions, comm *mpi.Comm) error {
 	if o.resume != "" {
 		if o.out != "" && filepath.Clean(o.out) != filepath.Clean(o.resume) {
 			return usageError{fmt.Errorf("train: --resume %s and --out %s differ; a resumed run continues in its own directory", o.resume, o.out)}
 		}
 		o.out = o.resume
 	}
-	if o.out == "" && referenceOut != "" {
-		o.out = referenceOut
-	}
 	if o.out == "" {
 		return usageError{fmt.Errorf("train: --out RUNDIR is required")}
-	}
-	if o.resume == "" {
-		o.cfg.resolveDefaults()
 	}
 	opts, err := o.options()
 	if err != nil {
@@ -360,10 +449,6 @@ func runTrain(ctx context.Context, fs *pflag.FlagSet, o trainOptions) error {
 	}
 	opts.Resume = o.resume != ""
 	if opts.RunConfig, err = o.cfg.marshal(); err != nil {
-		return err
-	}
-	comm, err := worldComm()
-	if err != nil {
 		return err
 	}
 	opts.Comm = comm
@@ -390,7 +475,7 @@ func runTrain(ctx context.Context, fs *pflag.FlagSet, o trainOptions) error {
 		}
 		global := o.cfg.BatchSize * comm.Size()
 		pairs := float64(len(res.Losses) * global)
-		fmt.Printf("trained steps %d-%d in %.1f s (%.1f pairs/s): first loss %.4f, mean of the last %d %.4f (ln(2N-1) = %.4f); checkpoint %s\n",
+		fmt.Fprintf(stdout, "trained steps %d-%d in %.1f s (%.1f pairs/s): first loss %.4f, mean of the last %d %.4f (ln(2N-1) = %.4f); checkpoint %s\n",
 			res.FirstStep, res.Steps, res.Wall.Seconds(), pairs/res.Wall.Seconds(), res.Losses[0], n, tail/float64(n),
 			math.Log(float64(2*global-1)), res.Checkpoint)
 	}

@@ -1,24 +1,21 @@
 package main
 
 import (
-	"fmt"
-	"strconv"
-
 	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 	"github.com/spf13/pflag"
 )
 
 // addCUDAFlags registers the flags that tune the CUDA execution provider.
-func addCUDAFlags(fs *pflag.FlagSet, c *ort.CUDAOptions) {
-	addCUDAFlagsTo(fs, &c.ConvAlgoSearch, &c.TF32, &c.MemLimit, &c.ArenaExtend, &c.ProviderLibrary, &c.Extra)
+func addCUDAFlags(fs *pflag.FlagSet, c *ort.CUDAOptions, memLimitMiB *int64) {
+	addCUDAFlagsTo(fs, &c.ConvAlgoSearch, &c.TF32, memLimitMiB, &c.ArenaExtend, &c.ProviderLibrary, &c.Extra)
 }
 
 // addCUDAFlagsTo registers the CUDA flags bound to the given variables.
-func addCUDAFlagsTo(fs *pflag.FlagSet, algo *string, tf32 *bool, memLimit *int64, arena, lib *string, extra *map[string]string) {
+func addCUDAFlagsTo(fs *pflag.FlagSet, algo *string, tf32 *bool, memLimitMiB *int64, arena, lib *string, extra *map[string]string) {
 	fs.StringVar(algo, "cudnn-algo", "exhaustive", "cuDNN convolution algorithm search for --ep cuda: exhaustive (time them all once), heuristic or default")
 	fs.BoolVar(tf32, "tf32", false, "let --ep cuda use TensorFloat-32 in float32 matrix products and convolutions (faster, 10-bit mantissa)")
-	fs.Var((*mebibytes)(memLimit), "gpu-mem-limit", "cap of the CUDA memory arena in MiB (0: none)")
+	fs.Int64Var(memLimitMiB, "gpu-mem-limit", 0, "cap of the CUDA memory arena in MiB (0: none)")
 	fs.StringVar(arena, "gpu-arena-extend", "next-power-of-two", "how the CUDA memory arena grows: next-power-of-two or same-as-requested")
 	fs.StringVar(lib, "cuda-provider-lib", "", "libonnxruntime_providers_cuda.so (default: beside the ONNX Runtime library)")
 	fs.StringToStringVar(extra, "cuda-provider-option", nil, "a further CUDA provider option as ONNX Runtime names it, key=value (repeatable); merged over the ones the other flags set")
@@ -30,6 +27,7 @@ type runtimeFlags struct {
 	lib, ep, logLvl string
 	device, threads int
 	cuda            ort.CUDAOptions
+	memLimitMiB     int64
 	data            data.Options
 }
 
@@ -39,7 +37,7 @@ func addRuntimeFlags(fs *pflag.FlagSet, r *runtimeFlags) {
 	fs.IntVar(&r.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	fs.StringVar(&r.ep, "ep", "cpu", "ONNX Runtime execution provider: cpu or cuda")
 	fs.IntVar(&r.device, "device-id", 0, "GPU for --ep cuda")
-	addCUDAFlags(fs, &r.cuda)
+	addCUDAFlags(fs, &r.cuda, &r.memLimitMiB)
 	fs.StringVar(&r.lib, "ort-lib", "", "ONNX Runtime shared library")
 	addORTLogFlag(fs, &r.logLvl)
 	addDataFlags(fs, &r.data)
@@ -58,19 +56,7 @@ func (r runtimeFlags) init() error {
 
 // options are the session options the flags ask for.
 func (r runtimeFlags) options() ort.Options {
-	return ort.Options{IntraOpThreads: r.threads, Provider: r.ep, DeviceID: r.device, CUDA: r.cuda}
-}
-
-// mebibytes is a byte count given on the command line in MiB.
-type mebibytes int64
-
-func (m *mebibytes) String() string { return strconv.FormatInt(int64(*m)>>20, 10) }
-func (m *mebibytes) Type() string   { return "MiB" }
-func (m *mebibytes) Set(s string) error {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return fmt.Errorf("want a whole number of MiB, got %q", s)
-	}
-	*m = mebibytes(v << 20)
-	return nil
+	c := r.cuda
+	c.MemLimit = r.memLimitMiB << 20
+	return ort.Options{IntraOpThreads: r.threads, Provider: r.ep, DeviceID: r.device, CUDA: c}
 }

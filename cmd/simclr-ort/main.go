@@ -91,6 +91,18 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "simclr-ort:", err)
 		return 2
 	}
+	if args[0] != "train" {
+		// Only train stops cleanly on an interruption (with a
+		// checkpoint); the other commands end at once, with the
+		// documented status.
+		go func() {
+			<-ctx.Done()
+			if ctx.Err() == context.Canceled {
+				fmt.Fprintln(os.Stderr, "simclr-ort: interrupted")
+				os.Exit(130)
+			}
+		}()
+	}
 	if err := runCmd(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "simclr-ort:", err)
 		var ue usageError

@@ -54,10 +54,6 @@ func isReferenceConfig(raw map[string]any) bool {
 	return false
 }
 
-// referenceOut is the run directory a reference file's model_path named,
-// for --out when the command line gives none.
-var referenceOut string
-
 // referenceMapped are the reference keys that are one simclr-ort key.
 var referenceMapped = map[string]string{"workers": "workers", "batch_size": "batch-size", "image_size": "image-size",
 	"epochs": "epochs", "projection_dim": "projection-dim", "seed": "seed", "weight_decay": "weight-decay",
@@ -78,7 +74,8 @@ var referenceUnused = map[string]string{
 
 // mapReferenceConfig fills c from the reference's keys and writes the
 // mapping on w.
-func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, w *strings.Builder) error {
+func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, l *loaded) error {
+	w := &l.notes
 	known := map[string]bool{}
 	for _, k := range referenceKeys {
 		known[k] = true
@@ -101,6 +98,7 @@ func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, w *stri
 			if err := setKey(c, flag, v); err != nil {
 				return fmt.Errorf("--config %s: %s: %w", path, k, err)
 			}
+			l.keys[flag] = true
 			fmt.Fprintf(w, "  %-20s %-12v -> --%s %s\n", k, raw[k], flag, c.value(flag))
 			continue
 		}
@@ -118,6 +116,7 @@ func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, w *stri
 				return fmt.Errorf("--config %s: dataset %v: simclr-ort reads CIFAR10 (the binary batches), Fashion-MNIST/MNIST idx files and image folders; give --data for others", path, v)
 			}
 			c.Data = "cifar10:" + dir
+			l.keys["data"] = true
 			fmt.Fprintf(w, "  %-20s %-12v -> --data %s\n", k, v, c.Data)
 		case "dataset_dir":
 			if _, ok := raw["dataset"]; ok {
@@ -130,7 +129,7 @@ func mapReferenceConfig(path string, raw map[string]any, c *trainConfig, w *stri
 			if !ok {
 				return fmt.Errorf("--config %s: model_path %v: want a directory", path, v)
 			}
-			referenceOut = s
+			l.out = s
 			fmt.Fprintf(w, "  %-20s %-12v -> --out %s, unless --out is given\n", k, v, s)
 		}
 	}

@@ -42,15 +42,17 @@ type trainConfig struct {
 	Blur           bool    `yaml:"blur"`
 	Seed           uint64  `yaml:"seed"`
 
-	// What follows cannot change a run's result (or only its float32
-	// rounding): a resumed run may change it.
+	// What follows is the runtime's, checkpointing's and logging's; a
+	// resumed run may change the keys resumeMayChange lists (ep and tf32
+	// change the result and are refused, as are jpeg-decoder and
+	// max-image-pixels, which change the pixels or which images are used).
 	Workers                int               `yaml:"workers"`
 	Threads                int               `yaml:"threads"`
 	EP                     string            `yaml:"ep"`
 	DeviceID               int               `yaml:"device-id"`
 	CudnnAlgo              string            `yaml:"cudnn-algo"`
 	TF32                   bool              `yaml:"tf32"`
-	GPUMemLimit            int64             `yaml:"gpu-mem-limit"`
+	GPUMemLimitMiB         int64             `yaml:"gpu-mem-limit"`
 	GPUArenaExtend         string            `yaml:"gpu-arena-extend"`
 	CUDAProviderLib        string            `yaml:"cuda-provider-lib"`
 	CUDAProviderOptions    map[string]string `yaml:"cuda-provider-option"`
@@ -75,12 +77,13 @@ type trainConfig struct {
 
 // resumeMayChange are the keys a resumed run may set differently from the
 // run it continues: where the data lies, how many threads and workers, the
-// runtime's knobs that change at most float32 rounding, checkpointing,
+// runtime's knobs that change at most float32 rounding (threads, the
+// convolutions' formulation and kernels, cuDNN's algorithm), checkpointing,
 // logging, and --steps/--epochs to extend a finished run.
 var resumeMayChange = map[string]bool{
 	"data": true, "workers": true, "threads": true, "device-id": true, "cudnn-algo": true,
 	"gpu-mem-limit": true, "gpu-arena-extend": true, "cuda-provider-lib": true, "cuda-provider-option": true,
-	"ort-lib": true, "ort-log-level": true, "conv-as-gemm": true, "kernels": true, "jpeg-decoder": true, "max-image-pixels": true,
+	"ort-lib": true, "ort-log-level": true, "conv-as-gemm": true, "kernels": true,
 	"checkpoint-every": true, "checkpoint-every-steps": true, "checkpoint-every-minutes": true, "keep-checkpoints": true,
 	"metrics-addr": true, "log-every": true, "mpi-timeout": true, "steps": true, "epochs": true,
 	"eval-every": true, "eval-k": true, "eval-train-images": true, "eval-test-images": true,
@@ -158,21 +161,33 @@ func (c *trainConfig) marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// loaded is what a configuration file said besides the values it set.
+type loaded struct {
+	// keys are the configuration keys the file set.
+	keys map[string]bool
+	// out is the run directory a reference file names (its model_path),
+	// for --out when the command line gives none.
+	out string
+	// notes are lines to print (the reference file's mapping).
+	notes strings.Builder
+}
+
 // loadTrainConfig reads a configuration file over c (keys it does not set
 // keep c's values). It takes simclr-ort's keys or the PyTorch reference's
-// config.yaml (Spijkervet/SimCLR), which it maps and reports on w. An
-// unknown key is an error naming it and the closest valid one.
-func loadTrainConfig(path string, c *trainConfig, w *strings.Builder) error {
+// config.yaml (Spijkervet/SimCLR), which it maps and reports in the notes.
+// An unknown key is an error naming it and the closest valid one.
+func loadTrainConfig(path string, c *trainConfig) (*loaded, error) {
+	l := &loaded{keys: map[string]bool{}}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("--config: %w", err)
+		return nil, fmt.Errorf("--config: %w", err)
 	}
 	var raw map[string]any
 	if err := yaml.Unmarshal(b, &raw); err != nil {
-		return fmt.Errorf("--config %s: not a YAML mapping of keys to values: %w", path, err)
+		return nil, fmt.Errorf("--config %s: not a YAML mapping of keys to values: %w", path, err)
 	}
 	if isReferenceConfig(raw) {
-		return mapReferenceConfig(path, raw, c, w)
+		return l, mapReferenceConfig(path, raw, c, l)
 	}
 	known := configKeys()
 	var unknown []string
@@ -187,7 +202,7 @@ func loadTrainConfig(path string, c *trainConfig, w *strings.Builder) error {
 		for _, k := range unknown {
 			msgs = append(msgs, fmt.Sprintf("%q (did you mean %q?)", k, closest(k, known)))
 		}
-		return fmt.Errorf("--config %s: unknown key %s; the keys are the train flags' names", path, strings.Join(msgs, ", "))
+		return nil, fmt.Errorf("--config %s: unknown key %s; the keys are the train flags' names", path, strings.Join(msgs, ", "))
 	}
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -202,10 +217,11 @@ func loadTrainConfig(path string, c *trainConfig, w *strings.Builder) error {
 			err = yaml.Unmarshal(v, f.Addr().Interface())
 		}
 		if err != nil {
-			return fmt.Errorf("--config %s: %s: %v is not a value of this key (%w)", path, k, raw[k], err)
+			return nil, fmt.Errorf("--config %s: %s: %v is not a value of this key (%w)", path, k, raw[k], err)
 		}
+		l.keys[k] = true
 	}
-	return nil
+	return l, nil
 }
 
 // closest is the candidate with the smallest edit distance to s.

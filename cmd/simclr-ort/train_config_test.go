@@ -41,7 +41,7 @@ func TestConfigFileReproducesTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"temperature: 0.3", "crop-scale-min: 0.3", "lr: 0.3", "weight-decay: 0", "seed: 9"} {
+	for _, want := range []string{"temperature: 0.3", "crop-scale-min: 0.3", "lr: 0.3", "weight-decay: 1e-06", "seed: 9"} {
 		if !strings.Contains(string(recorded), want) {
 			t.Errorf("config.yaml does not record %q:\n%s", want, recorded)
 		}
@@ -75,8 +75,7 @@ func TestConfigFileErrors(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
 			os.WriteFile(file, []byte(tc.yaml), 0o644)
 			var c trainConfig
-			var notes strings.Builder
-			err := loadTrainConfig(file, &c, &notes)
+			_, err := loadTrainConfig(file, &c)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -130,15 +129,15 @@ logistic_epochs: 500
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(file, []byte(reference), 0o644)
 	c := defaultTrainConfig()
-	var notes strings.Builder
-	if err := loadTrainConfig(file, &c, &notes); err != nil {
+	l, err := loadTrainConfig(file, &c)
+	if err != nil {
 		t.Fatal(err)
 	}
+	notes := &l.notes
 	if c.Arch != "resnet50" || c.BatchSize != 128 || c.Seed != 42 || c.Optimizer != "adam" || c.WeightDecay != 1e-6 ||
-		c.Data != "cifar10:./datasets" || c.Workers != 8 || c.Epochs != 100 || c.ImageSize != 224 || referenceOut != "save" {
-		t.Errorf("mapped to %+v (out %q)", c, referenceOut)
+		c.Data != "cifar10:./datasets" || c.Workers != 8 || c.Epochs != 100 || c.ImageSize != 224 || l.out != "save" {
+		t.Errorf("mapped to %+v (out %q)", c, l.out)
 	}
-	referenceOut = ""
 	for _, k := range referenceKeys {
 		if !strings.Contains(notes.String(), "  "+k+" ") {
 			t.Errorf("the mapping does not mention %s:\n%s", k, notes.String())
@@ -200,5 +199,30 @@ func TestEvalEvery(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"knn_images":10`) {
 		t.Errorf("the kNN records do not say they classified 10 held-out images:\n%s", b)
+	}
+}
+
+// TestDependentDefaultsFollowTheCommandLine: a recorded configuration given
+// back with another optimizer or provider does not keep the learning rate,
+// weight decay or graph variant that were the old choice's defaults.
+func TestDependentDefaultsFollowTheCommandLine(t *testing.T) {
+	gradcheck.InitORT(t)
+	data := smallFolder(t)
+	first := filepath.Join(t.TempDir(), "first")
+	if code := run(context.Background(), trainArgs(data, first, "--batch-size", "4", "--steps", "1")); code != 0 {
+		t.Fatalf("train exited %d", code)
+	}
+	second := filepath.Join(t.TempDir(), "second")
+	if code := run(context.Background(), []string{"train", "--config", filepath.Join(first, "config.yaml"), "--optimizer", "adam", "--out", second}); code != 0 {
+		t.Fatalf("train --config ... --optimizer adam exited %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(second, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"optimizer: adam", "lr: 0.0003", "weight-decay: 0\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config.yaml does not record %q:\n%s", want, b)
+		}
 	}
 }

@@ -49,6 +49,11 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	return nil, fmt.Errorf("create a temporary file in %s: too many name collisions", filepath.Dir(path))
 }
 
+// ErrUnsynced is what Commit's error wraps when the new content is in place
+// but the directory could not be synced: it may not survive a power loss,
+// yet the path no longer holds the previous content.
+var ErrUnsynced = errors.New("the file is written but may not survive a power loss")
+
 // Write writes to the temporary file.
 func (f *File) Write(p []byte) (int, error) { return f.f.Write(p) }
 
@@ -85,7 +90,7 @@ func (f *File) Commit() (err error) {
 	}
 	f.done = true
 	if err := syncDir(filepath.Dir(f.path)); err != nil {
-		return fmt.Errorf("the file is written but may not survive a power loss: sync its directory: %w", err)
+		return fmt.Errorf("%w: sync its directory: %v", ErrUnsynced, err)
 	}
 	return nil
 }

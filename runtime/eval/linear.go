@@ -58,9 +58,6 @@ func LinearPredict(train []float32, trainLabels []int, test []float32, dim int, 
 	w0 := make([]float64, classes*width)
 	res, err := optimize.Minimize(problem, w0, &optimize.Settings{MajorIterations: o.MaxIterations,
 		Converger: &optimize.FunctionConverge{Relative: 1e-7, Iterations: 10}}, &optimize.LBFGS{})
-	if res != nil {
-		linearIterations = res.Stats.MajorIterations
-	}
 	if err != nil && res == nil {
 		return nil, fmt.Errorf("eval: linear probe: %w", err)
 	}
@@ -206,7 +203,3 @@ func standardise(f []float32, dim int, mean, std []float64) []float64 {
 	}
 	return out
 }
-
-// linearIterations is the last fit's L-BFGS iteration count (for the
-// benchmark).
-var linearIterations int

@@ -37,6 +37,5 @@ func BenchmarkLinearFashionMNISTSize(b *testing.B) {
 		}
 		b.ReportMetric(acc, "top1")
 		b.ReportMetric(time.Since(start).Seconds(), "s/fit")
-		b.ReportMetric(float64(linearIterations), "iterations")
 	}
 }

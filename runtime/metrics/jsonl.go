@@ -33,9 +33,7 @@ type JSONLWriter struct {
 
 // OpenJSONL opens dir/metrics.jsonl for appending, creating dir and the file
 // when they do not exist, so that a resumed run continues the file of the
-// run it resumes. When the file does not end in a newline (a previous run
-// died in the middle of a line), a newline is written first so that the new
-// records start on a line of their own.
+// run it resumes.
 //
 // A resumed run repeats the steps between its checkpoint and the point where
 // the previous run stopped: readers should keep the last record of each step

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/simclr-ort/simclr-ort/internal/atomicfile"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 )
 
@@ -41,7 +42,11 @@ func (t *Trainer) Checkpoint() error {
 		return nil
 	}
 	began := time.Now()
-	if err := t.saveCheckpoint(); err != nil {
+	if err := t.saveCheckpoint(); errors.Is(err, atomicfile.ErrUnsynced) {
+		// In place, but maybe not durable: the previous one is gone.
+		t.res.Checkpoint, t.res.CheckpointStep = t.ckptPath, t.res.Steps
+		fmt.Fprintf(t.o.Out, "warning: checkpoint of step %d: %v\n", t.res.Steps, err)
+	} else if err != nil {
 		return fmt.Errorf("train: save the checkpoint of step %d: %w; %s", t.res.Steps, err, t.intact())
 	}
 	t.lastSave = time.Now()

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -37,20 +36,28 @@ type evaluator struct {
 	opts            ort.Options
 }
 
-// subset is the images [start, start+n) of a dataset.
-type subset struct {
+// sample is n images of a dataset spread over all of it: image
+// offset + i·stride for i < n. Datasets may list their images class by
+// class (image folders do), so a contiguous range would hold a few
+// classes only.
+type sample struct {
 	data.Dataset
-	start, n int
+	offset, stride, n int
 }
 
-func (s subset) Len() int                         { return s.n }
-func (s subset) Label(i int) int                  { return s.Dataset.Label(s.start + i) }
-func (s subset) Image(i int) (image.Image, error) { return s.Dataset.Image(s.start + i) }
+// spread is up to n of ds's images, every stride-th from offset.
+func spread(ds data.Dataset, n, offset, stride int) sample {
+	return sample{ds, offset, stride, min(n, (ds.Len()-offset+stride-1)/stride)}
+}
 
-// newEvaluator opens the reference set (the first train images) and the
-// held-out images: the dataset's test split where it has one, else the
-// train images after the reference set (a fixed sample, not held out from
-// self-supervised training, which never sees labels).
+func (s sample) Len() int                         { return s.n }
+func (s sample) Label(i int) int                  { return s.Dataset.Label(s.offset + i*s.stride) }
+func (s sample) Image(i int) (image.Image, error) { return s.Dataset.Image(s.offset + i*s.stride) }
+
+// newEvaluator opens the reference set (train images spread over the split)
+// and the held-out images: the dataset's test split where it has one, else
+// other train images (a fixed sample, not held out from self-supervised
+// training, which never sees labels).
 func newEvaluator(o *Options, opts ort.Options) (*evaluator, string, error) {
 	trainImages := orDefaultInt(o.EvalTrainImages, DefaultEvalTrainImages)
 	testImages := orDefaultInt(o.EvalTestImages, DefaultEvalTestImages)
@@ -63,16 +70,16 @@ func newEvaluator(o *Options, opts ort.Options) (*evaluator, string, error) {
 	var where string
 	switch {
 	case err == nil:
-		e.reference = subset{train, 0, min(trainImages, train.Len())}
-		e.test = subset{test, 0, min(testImages, test.Len())}
+		e.reference = spread(train, trainImages, 0, max(1, train.Len()/trainImages))
+		e.test = spread(test, testImages, 0, max(1, test.Len()/testImages))
 		where = "its test split"
 	case errors.Is(err, data.ErrNoSplit):
 		if train.Len() < 2*e.k {
 			return nil, "", fmt.Errorf("train: --eval-every: %s has no test split and only %d images: too few for kNN with k = %d", o.Data, train.Len(), e.k)
 		}
-		refs := min(trainImages, train.Len()/2)
-		e.reference = subset{train, 0, refs}
-		e.test = subset{train, refs, min(testImages, train.Len()-refs)}
+		// The even images are the reference, the odd ones the queries.
+		e.reference = spread(train, trainImages, 0, 2*max(1, train.Len()/(2*trainImages)))
+		e.test = spread(train, testImages, 1, 2*max(1, train.Len()/(2*testImages)))
 		where = "a fixed sample of the train split (the dataset has no test split)"
 	default:
 		return nil, "", fmt.Errorf("train: --eval-every: %w", err)
@@ -85,7 +92,7 @@ func newEvaluator(o *Options, opts ort.Options) (*evaluator, string, error) {
 }
 
 // run evaluates the checkpoint's encoder.
-func (e *evaluator) run(ctx context.Context, ck *checkpoint.Checkpoint) (metrics.Eval, error) {
+func (e *evaluator) run(ck *checkpoint.Checkpoint) (metrics.Eval, error) {
 	began := time.Now()
 	model, err := export.Encoder(ck, export.Options{})
 	if err != nil {

@@ -168,9 +168,7 @@ func (t *Trainer) newEngine(context.Context) error {
 	if t.world > 1 && kernels == KernelsNative {
 		return fmt.Errorf("train: --kernels native: the data-parallel graphs have no native variant yet; use --kernels onnx under mpirun")
 	}
-	if kernels == KernelsNative {
-		o.Graph.Kernels, ortOpts.NativeKernels = KernelsNative, true
-	}
+	o.Graph.Kernels, ortOpts.NativeKernels = kernels, kernels == KernelsNative
 	fmt.Fprintf(o.Out, "convolutions by %s\n", why)
 	if t.world > 1 {
 		t.eng, err = newDistEngine(o.Comm, t.cfg, o.Graph, ortOpts)
@@ -293,8 +291,11 @@ func (t *Trainer) newReporter(context.Context) error {
 // newEvaluator opens the evaluation's images (rank 0, which alone
 // evaluates: every rank holds the same weights).
 func (t *Trainer) newEvaluator(context.Context) error {
-	if t.o.EvalEvery <= 0 || t.rank != 0 || t.Done() {
+	if t.o.EvalEvery <= 0 || t.Done() {
 		return nil
+	}
+	if t.world > 1 {
+		return fmt.Errorf("train: --eval-every under mpirun is not supported yet: the other ranks would wait in a collective while rank 0 evaluates, past --mpi-timeout; evaluate the exported encoder with simclr-ort eval instead")
 	}
 	e, what, err := newEvaluator(&t.o, ort.Options{IntraOpThreads: t.threads, Provider: t.o.Provider, DeviceID: t.o.DeviceID, CUDA: t.o.CUDA})
 	if err != nil {
@@ -305,24 +306,34 @@ func (t *Trainer) newEvaluator(context.Context) error {
 	return nil
 }
 
-// evaluate measures the encoder with the weights after the steps done.
-func (t *Trainer) evaluate(ctx context.Context) error {
-	ck, err := checkpoint.New(t.eng.manifest(), t.eng.params(), t.eng.buffers(), t.opt.State())
+// evaluate measures the encoder with the weights after the steps done. A
+// failed evaluation is reported and training goes on: it measures the run,
+// it is not part of it.
+func (t *Trainer) evaluate() {
+	e, err := t.tryEvaluate()
 	if err != nil {
-		return err
-	}
-	ck.Step = t.res.Steps
-	e, err := t.eval.run(ctx, ck)
-	if err != nil {
-		return fmt.Errorf("train: evaluate after step %d: %w", t.res.Steps, err)
+		fmt.Fprintf(t.o.Out, "warning: the evaluation after step %d failed, training goes on: %v\n", t.res.Steps, err)
+		return
 	}
 	t.evals = append(t.evals, e)
+}
+
+func (t *Trainer) tryEvaluate() (metrics.Eval, error) {
+	ck, err := checkpoint.New(t.eng.manifest(), t.eng.params(), t.eng.buffers(), t.opt.State())
+	if err != nil {
+		return metrics.Eval{}, err
+	}
+	ck.Step = t.res.Steps
+	e, err := t.eval.run(ck)
+	if err != nil {
+		return metrics.Eval{}, err
+	}
 	if t.rep != nil {
 		if err := t.rep.ReportEval(e); err != nil {
-			return fmt.Errorf("train: %w", err)
+			return e, err
 		}
 	}
-	return nil
+	return e, nil
 }
 
 // startLoader starts decoding from the run's next step.

@@ -95,10 +95,7 @@ func (t *Trainer) Step(ctx context.Context) error {
 	}
 	if !t.started {
 		if t.eval != nil && t.res.Steps == 0 {
-			// The random initialisation: where the trend starts.
-			if err := t.evaluate(ctx); err != nil {
-				return err
-			}
+			t.evaluate() // the random initialisation: where the trend starts
 		}
 		t.started = true
 		t.last = time.Now()
@@ -133,27 +130,32 @@ func (t *Trainer) Step(ctx context.Context) error {
 	elapsed := now.Sub(t.last).Seconds()
 	t.last = now
 	t.res.Losses = append(t.res.Losses, float64(loss))
+	done := t.res.Steps
+	// The weights now hold this step: count it before anything can fail.
+	t.res.Steps++
 	if t.rep != nil {
-		if err := t.rep.Report(metrics.Step{Step: t.res.Steps, Epoch: int(t.res.Steps) / t.perEpoch, Loss: float64(loss), LR: lr,
+		if err := t.rep.Report(metrics.Step{Step: done, Epoch: int(done) / t.perEpoch, Loss: float64(loss), LR: lr,
 			StepSeconds: elapsed, DataWaitSeconds: wait.Seconds(), ImagesPerSecond: float64(t.global.Pairs) / elapsed,
 			SkippedImages: t.loader.Stats().Skipped}); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
 	}
-	t.res.Steps++
 	if stopAll {
 		t.stopAll = true
 		t.interrupted = ctx.Err() != nil
 		return nil
 	}
 	if t.eval != nil && (t.res.Steps%int64(t.o.EvalEvery) == 0 || t.res.Steps == int64(t.total)) {
-		if err := t.evaluate(ctx); err != nil {
+		t.evaluate()
+	}
+	if t.checkpointDue() {
+		if err := t.Checkpoint(); err != nil {
 			return err
 		}
 	}
-	if t.checkpointDue() {
-		return t.Checkpoint()
-	}
+	// The next step's time starts now: evaluations and checkpoints report
+	// their own.
+	t.last = time.Now()
 	return nil
 }
 
@@ -162,7 +164,8 @@ func (t *Trainer) Step(ctx context.Context) error {
 func (t *Trainer) Finish(ctx context.Context) (*Result, error) {
 	res := t.Result()
 	if t.res.Steps == t.res.FirstStep && t.res.Steps >= int64(t.total) {
-		return res, nil // a finished run resumed: nothing to do
+		fmt.Fprintf(t.o.Out, "the run already finished at step %d; to extend it, resume with --steps (or --epochs) beyond that\n", t.res.Steps)
+		return res, nil
 	}
 	if err := t.Checkpoint(); err != nil {
 		return res, err

@@ -36,6 +36,7 @@ type runSpec struct {
 	// Difference the largest relative L2 difference of the loss or a
 	// tensor between the two (ONNX Runtime may fuse differently when an
 	// intermediate value is also an output).
+	Checked    bool    `json:"checked_without_decisions"`
 	Identical  bool    `json:"identical_without_decisions"`
 	Difference float64 `json:"difference_without_decisions"`
 }
@@ -103,6 +104,9 @@ func writeCase(dir string, cfg graphs.Config, seed uint64, runs []runSpec, torch
 	if err := os.MkdirAll(filepath.Join(dir, "params"), 0o755); err != nil {
 		return err
 	}
+	// A verdict of an earlier run of this directory (-keep) must not be
+	// read as this one's.
+	os.Remove(filepath.Join(dir, "result.json"))
 	viewsShape := []int64{2 * int64(cfg.Pairs), 3, int64(cfg.ImageSize), int64(cfg.ImageSize)}
 	if err := npy.SaveFloat32(filepath.Join(dir, "views.npy"), viewsShape, views); err != nil {
 		return err
@@ -128,8 +132,8 @@ func writeCase(dir string, cfg graphs.Config, seed uint64, runs []runSpec, torch
 			return fmt.Errorf("run %s: %w", spec.Dir, err)
 		}
 		cf.Decisions = probed.Decisions
-		runs[i].Identical = true
 		if checkIdentical {
+			runs[i].Checked = true
 			opts.Decisions = false
 			without, _, err := sessions.run(cfg, opts, spec.ORTThreads, in)
 			if err != nil {

@@ -377,6 +377,32 @@ func (p plan) runMutants() error {
 	return nil
 }
 
+// sweepCase runs one case over the seeds, with its own sessions: a
+// ResNet50 session holds its buffers.
+func (p plan) sweepCase(root string, cfg graphs.Config) ([]caseResult, error) {
+	sessions := newSessionCache()
+	defer sessions.Close()
+	var all []caseResult
+	for _, seed := range p.seeds {
+		dir := filepath.Join(root, fmt.Sprintf("%s-seed%d", cfg.Name(), seed))
+		if err := writeCase(dir, cfg, seed, p.runs(), p.torchThreads, "", sessions, false); err != nil {
+			return nil, fmt.Errorf("%s seed %d: %w", cfg.Name(), seed, err)
+		}
+		if _, err := p.reference(dir); err != nil {
+			return nil, err
+		}
+		results, err := readResults([]string{dir})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, results...)
+		if p.keep == "" {
+			os.RemoveAll(dir)
+		}
+	}
+	return all, nil
+}
+
 // runSweep runs every case over the seeds, one seed at a time (a ResNet50
 // case's six runs are about 0.7 GB of files), and prints the table.
 func (p plan) runSweep() error {
@@ -391,28 +417,11 @@ func (p plan) runSweep() error {
 	}
 	var all []caseResult
 	for _, i := range idx {
-		cfg := p.cases[i].Defaults()
-		// One case's sessions at a time: a ResNet50 session holds its
-		// buffers.
-		sessions := newSessionCache()
-		for _, seed := range p.seeds {
-			dir := filepath.Join(root, fmt.Sprintf("%s-seed%d", cfg.Name(), seed))
-			if err := writeCase(dir, cfg, seed, p.runs(), p.torchThreads, "", sessions, false); err != nil {
-				return fmt.Errorf("%s seed %d: %w", cfg.Name(), seed, err)
-			}
-			if _, err := p.reference(dir); err != nil {
-				return err
-			}
-			results, err := readResults([]string{dir})
-			if err != nil {
-				return err
-			}
-			all = append(all, results...)
-			if p.keep == "" {
-				os.RemoveAll(dir)
-			}
+		results, err := p.sweepCase(root, p.cases[i].Defaults())
+		if err != nil {
+			return err
 		}
-		sessions.Close()
+		all = append(all, results...)
 	}
 	printSweepTable(os.Stdout, all, len(p.runs())*len(p.torchThreads))
 	if n := countFailing(all); n > 0 {

@@ -144,12 +144,12 @@ func printMutantTable(w io.Writer, rs []caseResult, descriptions map[string]stri
 // and its worst tensor over all seeds and runs.
 func printSweepTable(w io.Writer, rs []caseResult, runsPerSeed int) {
 	type agg struct {
-		seeds, runs, passed, identical int
-		worst                          tensorError
-		worstLoss                      float64
-		worstAt                        string
-		flips, maxFlips                int
-		cond                           tensorError
+		seeds, runs, passed int
+		worst               tensorError
+		worstLoss           float64
+		worstAt             string
+		flips, maxFlips     int
+		cond                tensorError
 	}
 	byCase := map[string]*agg{}
 	var order []string
@@ -168,9 +168,6 @@ func printSweepTable(w io.Writer, rs []caseResult, runsPerSeed int) {
 			a.runs++
 			if run.Pass {
 				a.passed++
-			}
-			if run.Identical {
-				a.identical++
 			}
 			if run.Worst.Rel > a.worst.Rel {
 				a.worst = run.Worst
