@@ -60,7 +60,7 @@ demo: setup
 	$(GO) build -o bin/simclr-ort ./cmd/simclr-ort
 	rm -rf out/demo && mkdir -p out
 	bin/simclr-ort train --data $(DEMO_DATA) --arch resnet18 --image-size 28 --batch-size 128 --steps $(DEMO_STEPS) \
-		--temperature 0.2 --crop-scale-min 0.2 --jitter-strength 0.5 --log-every 50 --out out/demo
+		--temperature 0.1 --crop-scale-min 0.2 --jitter-strength 0.5 --log-every 50 --out out/demo
 	bin/simclr-ort export --checkpoint out/demo/checkpoint.ckpt --out out/demo/encoder.onnx
 	bin/simclr-ort export --random-init --arch resnet18 --image-size 28 --out out/demo/random.onnx
 	bin/simclr-ort eval --encoder out/demo/encoder.onnx --baseline out/demo/random.onnx --data $(DEMO_DATA) \
