@@ -132,6 +132,10 @@ var defaultDeps = map[string][]string{
 	"conv-grad":    {"ep"},
 }
 
+// batchLayout are the keys that say how a resumed run's batch splits into
+// processes and BatchNorm shards.
+var batchLayout = map[string]bool{"batch-size": true, "shards": true}
+
 // resolveTrainConfig is the run's configuration: from the checkpoint with
 // --resume (flags may change only what cannot change the result), else the
 // defaults under --config's file under the flags given, with every default
@@ -158,9 +162,17 @@ func resolveTrainConfig(fs *pflag.FlagSet, o trainOptions, comm *mpi.Comm) (trai
 		if err := yaml.Unmarshal(raw, &cfg); err != nil {
 			return trainConfig{}, nil, fmt.Errorf("train: --resume %s: the checkpoint's recorded settings: %w", o.resume, err)
 		}
+		// How the batch splits into ranks is the engine's to check when
+		// either launch is sharded: it knows the checkpoint's global batch
+		// and names the launch that continues it (mpirun -np 2 ...
+		// --batch-size n equals one process with --batch-size 2n --shards 2).
+		sharded := comm.Size() > 1 || cfg.Shards > 1 || flags.Shards > 1
 		var refused []string
 		fs.Visit(func(f *pflag.Flag) {
 			if _, ok := cfg.field(f.Name); !ok || resumeMayChange[f.Name] {
+				return
+			}
+			if sharded && batchLayout[f.Name] {
 				return
 			}
 			if was, now := cfg.value(f.Name), flags.value(f.Name); was != now {
