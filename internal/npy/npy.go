@@ -96,6 +96,34 @@ func LoadFloat32(path string) (shape []int64, data []float32, err error) {
 
 // parseFloat32 decodes raw, the content of the .npy file path.
 func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err error) {
+	shape, body, err := parseHeader(raw, path, "<f4", "float32", 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	data = make([]float32, len(body)/4)
+	for i := range data {
+		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+	}
+	return shape, data, nil
+}
+
+// parseInt64 decodes raw, the content of the .npy file path.
+func parseInt64(raw []byte, path string) (shape []int64, data []int64, err error) {
+	shape, body, err := parseHeader(raw, path, "<i8", "int64", 8)
+	if err != nil {
+		return nil, nil, err
+	}
+	data = make([]int64, len(body)/8)
+	for i := range data {
+		data[i] = int64(binary.LittleEndian.Uint64(body[8*i:]))
+	}
+	return shape, data, nil
+}
+
+// parseHeader checks that raw, the content of the .npy file path, holds
+// C-ordered values of dtype descr (kind in messages, width bytes each)
+// and returns their shape and bytes.
+func parseHeader(raw []byte, path, descr, kind string, width int64) (shape []int64, body []byte, err error) {
 	if len(raw) < 10 || string(raw[:6]) != string(magic[:6]) {
 		return nil, nil, fmt.Errorf("npy: %s is not a .npy file", path)
 	}
@@ -115,8 +143,8 @@ func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err e
 		return nil, nil, fmt.Errorf("npy: %s is truncated", path)
 	}
 	m := headerRE.FindStringSubmatch(string(raw[start : start+hlen]))
-	if m == nil || m[1] != "<f4" || m[2] != "False" {
-		return nil, nil, fmt.Errorf("npy: %s must be little-endian float32 in C order, header %q", path, raw[start:start+hlen])
+	if m == nil || m[1] != descr || m[2] != "False" {
+		return nil, nil, fmt.Errorf("npy: %s must be little-endian %s in C order, header %q", path, kind, raw[start:start+hlen])
 	}
 	for _, d := range strings.Split(m[3], ",") {
 		if d = strings.TrimSpace(d); d != "" {
@@ -127,27 +155,23 @@ func parseFloat32(raw []byte, path string) (shape []int64, data []float32, err e
 			shape = append(shape, n)
 		}
 	}
-	body := raw[start+hlen:]
-	n, ok := elements(shape)
+	body = raw[start+hlen:]
+	n, ok := elements(shape, width)
 	if !ok {
 		return nil, nil, fmt.Errorf("npy: %s: shape %v has a negative dimension or more values than memory holds; the file is corrupt, write it again", path, shape)
 	}
-	if int64(len(body)) != 4*n {
-		return nil, nil, fmt.Errorf("npy: %s holds %d bytes for shape %v (%d expected)", path, len(body), shape, 4*n)
+	if int64(len(body)) != width*n {
+		return nil, nil, fmt.Errorf("npy: %s holds %d bytes for shape %v (%d expected)", path, len(body), shape, width*n)
 	}
-	data = make([]float32, n)
-	for i := range data {
-		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
-	}
-	return shape, data, nil
+	return shape, body, nil
 }
 
 // elements returns the number of values of shape, or ok=false for a
-// negative dimension or a count whose float32 bytes overflow an int.
-func elements(shape []int64) (n int64, ok bool) {
+// negative dimension or a count whose bytes (width each) overflow an int.
+func elements(shape []int64, width int64) (n int64, ok bool) {
 	n = 1
 	for _, d := range shape {
-		if d < 0 || d != 0 && n > math.MaxInt/4/d {
+		if d < 0 || d != 0 && n > math.MaxInt/width/d {
 			return 0, false
 		}
 		n *= d

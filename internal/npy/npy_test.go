@@ -82,6 +82,7 @@ func FuzzParseFloat32(f *testing.F) {
 		var err error
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
+		parseInt64(b, "fuzz.npy") // must not panic either
 		shape, data, err = parseFloat32(b, "fuzz.npy")
 		runtime.ReadMemStats(&after)
 		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20+4*uint64(len(b)) {
@@ -152,6 +153,11 @@ func TestParseErrors(t *testing.T) {
 			_, _, err := parseFloat32(tc.file, "x.npy")
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "npy: x.npy") {
 				t.Errorf("error %v, want one naming x.npy and containing %q", err, tc.want)
+			}
+			// The int64 reader shares the header checks (every case is
+			// also wrong for it, if only by its float32 dtype).
+			if _, _, err := parseInt64(tc.file, "x.npy"); err == nil || !strings.HasPrefix(err.Error(), "npy: x.npy") {
+				t.Errorf("int64: error %v, want one naming x.npy", err)
 			}
 		})
 	}
