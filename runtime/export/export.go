@@ -85,19 +85,9 @@ func Encoder(ck *checkpoint.Checkpoint, opts Options) ([]byte, error) {
 	}
 	g.Input = inputs
 	outputs := graphs.InferenceOutput
-	meta := map[string]string{
-		KeyArch:          cfg.Arch,
-		KeyStem:          cfg.Stem,
-		KeyImageSize:     strconv.Itoa(cfg.ImageSize),
-		KeyFeatureDim:    strconv.Itoa(graphs.FeatureDim(cfg.Arch)),
-		KeySteps:         strconv.FormatInt(ck.Step, 10),
-		KeyProducer:      gen.ProducerVersion,
-		KeyPreprocessing: Preprocessing,
-		KeyInput:         graphs.InferenceInput,
-		KeyConfig:        cfg.Name(),
-	}
+	meta := facts(ck, opts.WithProjector)
+	meta[KeyInput] = graphs.InferenceInput
 	if opts.WithProjector {
-		meta[KeyProjectionDim] = strconv.Itoa(cfg.ProjectionDim)
 		outputs += "," + graphs.ProjectionOutput
 	}
 	meta[KeyOutputs] = outputs

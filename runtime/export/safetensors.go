@@ -117,9 +117,17 @@ func f32(name string, t checkpoint.Tensor) Tensor {
 // (the keys of an ONNX export's metadata, see KeyArch and the others),
 // with the safetensors convention "format": "pt".
 func Metadata(ck *checkpoint.Checkpoint, withProjector bool) map[string]string {
+	meta := facts(ck, withProjector)
+	meta["format"] = "pt"
+	return meta
+}
+
+// facts are the metadata every export records about its checkpoint: the
+// configuration, the training step, the producer and the preprocessing
+// its input expects.
+func facts(ck *checkpoint.Checkpoint, withProjector bool) map[string]string {
 	cfg := ck.Config.Defaults()
 	meta := map[string]string{
-		"format":         "pt",
 		KeyArch:          cfg.Arch,
 		KeyStem:          cfg.Stem,
 		KeyImageSize:     strconv.Itoa(cfg.ImageSize),
