@@ -24,7 +24,7 @@ func embedFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.data, "data", "", "dataset, e.g. fmnist:/usr/share/datasets/fashion-mnist or folder:DIR")
 	fs.StringVar(&o.split, "split", "train", "train or test")
 	fs.StringVar(&o.out, "out", "features.npy", "features as a float32 [N,d] .npy file; labels go to the same name with .labels.npy (int64 [N])")
-	fs.IntVar(&o.limit, "limit", 0, "only the first N images (0: all)")
+	fs.IntVar(&o.limit, "limit", 0, "only the first N images, so that row i is image i (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	addRuntimeFlags(fs, &o.runtime)
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
@@ -49,7 +49,9 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if err != nil {
 		return err
 	}
-	ds = limit(ds, o.limit)
+	if o.limit > 0 && o.limit < ds.Len() {
+		ds = firstN{ds, o.limit}
+	}
 	if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
 		return err
 	}
@@ -72,3 +74,11 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	fmt.Printf("wrote %s [%d,%d] and %s\n", o.out, n, enc.FeatureDim, labelPath)
 	return nil
 }
+
+// firstN is the first n images of a dataset.
+type firstN struct {
+	data.Dataset
+	n int
+}
+
+func (f firstN) Len() int { return f.n }

@@ -38,28 +38,13 @@ func evalFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.protocol, "protocol", "knn", "evaluation protocol: knn (cosine kNN, weighted votes) or linear (logistic regression on standardised frozen features)")
 	fs.IntVar(&o.k, "k", 200, "neighbours that vote (knn)")
 	fs.Float64Var(&o.temperature, "knn-temperature", 0.1, "kNN vote weight exp(similarity/T) (knn; not the training --temperature)")
-	fs.IntVar(&o.trainLimit, "train-limit", 0, "use only the first N training images (0: all)")
-	fs.IntVar(&o.testLimit, "test-limit", 0, "use only the first N test images (0: all)")
+	fs.IntVar(&o.trainLimit, "train-limit", 0, "use N training images spread evenly over the split, every (size/N)-th (0: all)")
+	fs.IntVar(&o.testLimit, "test-limit", 0, "use N test images spread evenly over the split, every (size/N)-th (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	addRuntimeFlags(fs, &o.runtime)
 	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object")
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
 	return func(ctx context.Context) error { return runEval(ctx, o) }
-}
-
-// firstN is the first n images of a dataset.
-type firstN struct {
-	data.Dataset
-	n int
-}
-
-func (f firstN) Len() int { return f.n }
-
-func limit(ds data.Dataset, n int) data.Dataset {
-	if n <= 0 || n >= ds.Len() {
-		return ds
-	}
-	return firstN{ds, n}
 }
 
 func runEval(_ context.Context, o evalOptions) error {
@@ -112,7 +97,7 @@ func runEval(_ context.Context, o evalOptions) error {
 	} else if test, err = data.OpenWith(o.data, data.Test, o.runtime.data); err != nil {
 		return fmt.Errorf("eval: %w; evaluation needs a labelled test split (or pass one with --test-data DIR)", err)
 	}
-	train, test = limit(train, o.trainLimit), limit(test, o.testLimit)
+	train, test = data.Evenly(train, o.trainLimit), data.Evenly(test, o.testLimit)
 	for _, ds := range []data.Dataset{train, test} {
 		if err := eval.CheckDataset(enc, ds, o.resize, true); err != nil {
 			return err

@@ -46,7 +46,7 @@ func plotFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.testData, "test-data", "", "a folder of class folders to draw the queries from, for datasets without a test or val split (--neighbours)")
 	fs.IntVar(&o.queries, "queries", 10, "query images (rows) of --neighbours: one per class in turn")
 	fs.IntVar(&o.k, "k", 8, "neighbours per query (--neighbours)")
-	fs.IntVar(&o.trainLimit, "train-limit", 10000, "search the first N training images for neighbours (0: all)")
+	fs.IntVar(&o.trainLimit, "train-limit", 10000, "search N training images spread evenly over the split for neighbours (0: all)")
 	fs.IntVar(&o.batch, "batch-size", 256, "images per encoder run")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the choice of query images")
 	fs.BoolVar(&o.resize, "resize", false, "accept images of another size than the encoder's, rescaled by the test transform")
@@ -188,7 +188,7 @@ func plotNeighbours(o plotOptions) error {
 	} else if test, err = data.OpenWith(o.data, data.Test, o.runtime.data); err != nil {
 		return fmt.Errorf("plot: %w; the queries come from a labelled test split (or pass one with --test-data DIR)", err)
 	}
-	train = limit(train, o.trainLimit)
+	train = data.Evenly(train, o.trainLimit)
 	for _, ds := range []data.Dataset{train, test} {
 		if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
 			return err

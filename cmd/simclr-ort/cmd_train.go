@@ -96,7 +96,7 @@ func trainFlags(fs *pflag.FlagSet) func(context.Context) error {
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "log a line every this many steps")
 	fs.IntVar(&c.EvalEvery, "eval-every", 0, "every this many steps (and at the end), kNN top-1 of the current encoder on held-out images (the test split, or a fixed sample), in the log, metrics.jsonl and Prometheus (0: never)")
 	fs.IntVar(&c.EvalK, "eval-k", c.EvalK, "neighbours that vote in --eval-every's kNN")
-	fs.IntVar(&c.EvalTrainImages, "eval-train-images", c.EvalTrainImages, "labelled reference images of --eval-every's kNN (the first of the train split)")
+	fs.IntVar(&c.EvalTrainImages, "eval-train-images", c.EvalTrainImages, "labelled reference images of --eval-every's kNN, spread evenly over the train split")
 	fs.IntVar(&c.EvalTestImages, "eval-test-images", c.EvalTestImages, "held-out images --eval-every's kNN classifies")
 	fs.DurationVar(&c.MPITimeout, "mpi-timeout", c.MPITimeout, "under mpirun: how long a process waits for the others in a collective before the job ends with an error naming the silent rank (a hung or stopped rank); more than the slowest rank lags behind, e.g. while rank 0 writes a checkpoint")
 	return func(ctx context.Context) error {
@@ -487,9 +487,13 @@ func runTrain(ctx context.Context, o trainOptions, comm *mpi.Comm) error {
 		}
 		global := o.cfg.BatchSize * comm.Size()
 		pairs := float64(len(res.Losses) * global)
-		fmt.Fprintf(stdout, "trained steps %d-%d in %.1f s (%.1f pairs/s): first loss %.4f, mean of the last %d %.4f (ln(2N-1) = %.4f); checkpoint %s\n",
+		saved := "no checkpoint written"
+		if res.Checkpoint != "" {
+			saved = fmt.Sprintf("checkpoint %s (step %d)", res.Checkpoint, res.CheckpointStep)
+		}
+		fmt.Fprintf(stdout, "trained steps %d-%d in %.1f s (%.1f pairs/s): first loss %.4f, mean of the last %d %.4f (ln(2N-1) = %.4f); %s\n",
 			res.FirstStep, res.Steps, res.Wall.Seconds(), pairs/res.Wall.Seconds(), res.Losses[0], n, tail/float64(n),
-			math.Log(float64(2*global-1)), res.Checkpoint)
+			math.Log(float64(2*global-1)), saved)
 	}
 	if errors.Is(err, context.Canceled) && res != nil && res.Checkpoint != "" {
 		return fmt.Errorf("interrupted (%w) after step %d; checkpoint written to %s; continue with: simclr-ort train --resume %s", err, res.Steps, res.Checkpoint, o.out)

@@ -3,7 +3,6 @@ package train
 import (
 	"errors"
 	"fmt"
-	"image"
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/augment/data"
@@ -36,24 +35,6 @@ type evaluator struct {
 	opts            ort.Options
 }
 
-// sample is n images of a dataset spread over all of it: image
-// offset + i·stride for i < n. Datasets may list their images class by
-// class (image folders do), so a contiguous range would hold a few
-// classes only.
-type sample struct {
-	data.Dataset
-	offset, stride, n int
-}
-
-// spread is up to n of ds's images, every stride-th from offset.
-func spread(ds data.Dataset, n, offset, stride int) sample {
-	return sample{ds, offset, stride, min(n, (ds.Len()-offset+stride-1)/stride)}
-}
-
-func (s sample) Len() int                         { return s.n }
-func (s sample) Label(i int) int                  { return s.Dataset.Label(s.offset + i*s.stride) }
-func (s sample) Image(i int) (image.Image, error) { return s.Dataset.Image(s.offset + i*s.stride) }
-
 // newEvaluator opens the reference set (train images spread over the split)
 // and the held-out images: the dataset's test split where it has one, else
 // other train images (a fixed sample, not held out from self-supervised
@@ -70,16 +51,16 @@ func newEvaluator(o *Options, opts ort.Options) (*evaluator, string, error) {
 	var where string
 	switch {
 	case err == nil:
-		e.reference = spread(train, trainImages, 0, max(1, train.Len()/trainImages))
-		e.test = spread(test, testImages, 0, max(1, test.Len()/testImages))
+		e.reference = data.Spread(train, trainImages, 0, max(1, train.Len()/trainImages))
+		e.test = data.Spread(test, testImages, 0, max(1, test.Len()/testImages))
 		where = "its test split"
 	case errors.Is(err, data.ErrNoSplit):
 		if train.Len() < 2*e.k {
 			return nil, "", fmt.Errorf("train: --eval-every: %s has no test split and only %d images: too few for kNN with k = %d", o.Data, train.Len(), e.k)
 		}
 		// The even images are the reference, the odd ones the queries.
-		e.reference = spread(train, trainImages, 0, 2*max(1, train.Len()/(2*trainImages)))
-		e.test = spread(train, testImages, 1, 2*max(1, train.Len()/(2*testImages)))
+		e.reference = data.Spread(train, trainImages, 0, 2*max(1, train.Len()/(2*trainImages)))
+		e.test = data.Spread(train, testImages, 1, 2*max(1, train.Len()/(2*testImages)))
 		where = "a fixed sample of the train split (the dataset has no test split)"
 	default:
 		return nil, "", fmt.Errorf("train: --eval-every: %w", err)
