@@ -27,11 +27,22 @@ import (
 
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
+	"github.com/simclr-ort/simclr-ort/runtime/ort"
 )
 
 // tolTrackLoss bounds the relative difference of per-step losses between
-// two ranks and one process of both ranks' pairs in two BatchNorm shards.
-const tolTrackLoss = 1e-5
+// two ranks and one process of both ranks' pairs in two BatchNorm shards,
+// with Conv nodes (each view's result independent of the batch: measured
+// within 5e-7). The native kernels round differently on a rank's batch of 4
+// pairs than on one process's 8, and over six LARS steps of so tiny a batch
+// that grows chaotically: measured worst per-step 5.3e-5, 9.3e-6 and 4.5e-6
+// with seeds 1, 2 and 3, so tolTrackLossNative is a bound far from that
+// noise; the native split step itself is held to 1e-5 on the loss and 1e-4
+// on every gradient in gen/simclr (TestSplitStepMatchesTrainingGraph).
+const (
+	tolTrackLoss       = 1e-5
+	tolTrackLossNative = 1e-3
+)
 
 func needMPI(t *testing.T) {
 	t.Helper()
@@ -39,6 +50,17 @@ func needMPI(t *testing.T) {
 		t.Skip("mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin), then go test -tags mpi ./cmd/simclr-ort")
 	}
 	gradcheck.InitORT(t)
+}
+
+// needNativeKernels skips without oneDNN, except in CI, where it fails.
+func needNativeKernels(t *testing.T) {
+	t.Helper()
+	if err := ort.LoadNativeKernels(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the native kernels are required in CI: %v", err)
+		}
+		t.Skipf("native kernels not available: %v", err)
+	}
 }
 
 // mpirunCmd is mpirun -np np of this test binary running args.
@@ -51,44 +73,64 @@ func mpirunCmd(np int, args []string) *exec.Cmd {
 }
 
 // TestMPITrainTracksShardedProcess: two ranks of 4 pairs train with the
-// same per-step losses as one process of 8 pairs in 2 BatchNorm shards;
-// the two-rank checkpoint resumes in one process with --shards 2 and is
-// refused, naming the launch that fits, with another world size.
+// same per-step losses as one process of 8 pairs in 2 BatchNorm shards,
+// with the standard ONNX ops and with the native kernels; the two-rank
+// checkpoint resumes in one process with --shards 2 and is refused, naming
+// the launch that fits, with another world size.
 func TestMPITrainTracksShardedProcess(t *testing.T) {
 	needMPI(t)
-	// Convolutions as Conv nodes in both runs (--conv-as-gemm=false):
-	// per-step equality needs each view's result independent of the batch.
 	data := smallFolder(t)
-	two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
-	cmd := mpirunCmd(2, trainArgs(data, two, "--batch-size", "4", "--steps", "6", "--stop-after", "4", "--conv-as-gemm=false", "--kernels", "onnx"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mpirun -np 2 train: %v\n%s", err, b)
-	}
-	if code := run(context.Background(), trainArgs(data, one, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false", "--kernels", "onnx")); code != 0 {
-		t.Fatalf("train --shards 2 exited %d", code)
-	}
+	for _, c := range []struct {
+		name    string
+		kernels []string
+		tol     float64
+	}{
+		// Convolutions as Conv nodes (--conv-as-gemm=false): per-step
+		// equality needs each view's result independent of the batch.
+		{"onnx", []string{"--conv-as-gemm=false", "--kernels", "onnx"}, tolTrackLoss},
+		{"native", []string{"--kernels", "native"}, tolTrackLossNative},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name == "native" {
+				needNativeKernels(t)
+			}
+			two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
+			cmd := mpirunCmd(2, trainArgs(data, two, append([]string{"--batch-size", "4", "--steps", "6", "--stop-after", "4"}, c.kernels...)...))
+			b, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("mpirun -np 2 train: %v\n%s", err, b)
+			}
+			if want := "convolutions by " + map[string]string{"onnx": "standard ONNX ops", "native": "native kernels"}[c.name]; !strings.Contains(string(b), want) {
+				t.Errorf("the two-rank run does not say %q:\n%s", want, b)
+			}
+			if code := run(context.Background(), trainArgs(data, one, append([]string{"--batch-size", "8", "--shards", "2", "--steps", "6"}, c.kernels...)...)); code != 0 {
+				t.Fatalf("train --shards 2 exited %d", code)
+			}
 
-	// Another world size: refused by the ranks and by one process without
-	// shards.
-	cmd = mpirunCmd(3, trainArgs(data, "", "--resume", two, "--batch-size", "4", "--steps", "6"))
-	b, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(b), "mpirun -np 2 ... --batch-size 4") {
-		t.Errorf("resume with 3 ranks: %v, want an error naming mpirun -np 2 ... --batch-size 4:\n%s", err, b)
-	}
-	// The one-process equivalent continues the two-rank run.
-	if code := run(context.Background(), trainArgs(data, "", "--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6", "--conv-as-gemm=false", "--kernels", "onnx")); code != 0 {
-		t.Fatalf("resume of the two-rank run with --batch-size 8 --shards 2 exited %d", code)
-	}
+			// Another world size: refused by the ranks and by one process
+			// without shards.
+			cmd = mpirunCmd(3, trainArgs(data, "", "--resume", two, "--batch-size", "4", "--steps", "6"))
+			b, err = cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(b), "mpirun -np 2 ... --batch-size 4") {
+				t.Errorf("resume with 3 ranks: %v, want an error naming mpirun -np 2 ... --batch-size 4:\n%s", err, b)
+			}
+			// The one-process equivalent continues the two-rank run.
+			if code := run(context.Background(), trainArgs(data, "", append([]string{"--resume", two, "--batch-size", "8", "--shards", "2", "--steps", "6"}, c.kernels...)...)); code != 0 {
+				t.Fatalf("resume of the two-rank run with --batch-size 8 --shards 2 exited %d", code)
+			}
 
-	got, want := losses(t, two), losses(t, one)
-	if len(want) != 6 || len(got) != 6 {
-		t.Fatalf("%d and %d steps in metrics.jsonl, want 6", len(got), len(want))
-	}
-	for s := range int64(6) {
-		d := math.Abs(got[s]-want[s]) / want[s]
-		if d > tolTrackLoss {
-			t.Errorf("step %d: loss %v (2 ranks, resumed in one process from step 4) vs %v (one process): relative difference %.3g > %g", s, got[s], want[s], d, tolTrackLoss)
-		}
+			got, want := losses(t, two), losses(t, one)
+			if len(want) != 6 || len(got) != 6 {
+				t.Fatalf("%d and %d steps in metrics.jsonl, want 6", len(got), len(want))
+			}
+			for s := range int64(6) {
+				d := math.Abs(got[s]-want[s]) / want[s]
+				t.Logf("step %d: relative difference %.3g", s, d)
+				if d > c.tol {
+					t.Errorf("step %d: loss %v (2 ranks, resumed in one process from step 4) vs %v (one process): relative difference %.3g > %g", s, got[s], want[s], d, c.tol)
+				}
+			}
+		})
 	}
 }
 

@@ -113,14 +113,8 @@ func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built,
 	if _, ok := Mutants()[opts.Mutant]; opts.Mutant != "" && !ok {
 		return nil, fmt.Errorf("simclr: unknown mutant %q", opts.Mutant)
 	}
-	switch opts.Kernels {
-	case "", KernelsONNX:
-	case KernelsNative:
-		if cfg.ConvGrad == "gpu" {
-			return nil, fmt.Errorf("simclr: native kernels exist for the CPU provider only; build the GPU variant (conv_grad gpu) with kernels %q", KernelsONNX)
-		}
-	default:
-		return nil, fmt.Errorf("simclr: unknown kernels %q (use %q or %q)", opts.Kernels, KernelsONNX, KernelsNative)
+	if err := checkKernels(cfg, opts); err != nil {
+		return nil, err
 	}
 	trainGraph, m, decisions := buildTrain(cfg, opts)
 	inferGraph := buildInference(cfg)
@@ -138,6 +132,20 @@ func BuildWith(cfg graphs.Config, producerVersion string, opts Options) (*Built,
 	m.TrainSHA256 = graphs.SHA256(train)
 	m.InferenceSHA256 = graphs.SHA256(infer)
 	return &Built{Manifest: m, Train: train, Inference: infer, Decisions: decisions}, nil
+}
+
+// checkKernels refuses a kernel choice the configuration cannot take.
+func checkKernels(cfg graphs.Config, opts Options) error {
+	switch opts.Kernels {
+	case "", KernelsONNX:
+	case KernelsNative:
+		if cfg.ConvGrad == "gpu" {
+			return fmt.Errorf("simclr: native kernels exist for the CPU provider only; build the GPU variant (conv_grad gpu) with kernels %q", KernelsONNX)
+		}
+	default:
+		return fmt.Errorf("simclr: unknown kernels %q (use %q or %q)", opts.Kernels, KernelsONNX, KernelsNative)
+	}
+	return nil
 }
 
 // buildTrain emits loss, every parameter's gradient and the new running

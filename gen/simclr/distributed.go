@@ -53,6 +53,9 @@ func BuildDistributed(cfg graphs.Config, world int, producerVersion string, opts
 	if world < 1 {
 		return nil, fmt.Errorf("simclr: world size %d must be at least 1", world)
 	}
+	if err := checkKernels(cfg, opts); err != nil {
+		return nil, err
+	}
 	name := graphs.DistributedName(cfg, world)
 	m := &graphs.Distributed{
 		Manifest: graphs.Manifest{
@@ -98,6 +101,7 @@ func buildRankStep(cfg graphs.Config, name string, m *graphs.Distributed, opts O
 	size := int64(cfg.ImageSize)
 	views := g.Input(graphs.TrainInput, graph.Float, graph.Shape{2 * int64(cfg.Pairs), 3, size, size})
 	n := newNet(g, cfg, bnTrain)
+	n.native = opts.Kernels == KernelsNative
 	h := n.encoder(views)
 	z := n.projector(h)
 	m.FeatureDim = int(h.Shape()[1])

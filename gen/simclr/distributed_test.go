@@ -53,7 +53,7 @@ type runner struct {
 	out map[string]*tensor
 }
 
-func newRunner(t *testing.T, model []byte, in, out map[string]*tensor) *runner {
+func newRunner(t *testing.T, model []byte, in, out map[string]*tensor, opts ort.Options) *runner {
 	t.Helper()
 	var ins, outs []ort.Binding
 	for _, k := range sortedNames(in) {
@@ -62,7 +62,8 @@ func newRunner(t *testing.T, model []byte, in, out map[string]*tensor) *runner {
 	for _, k := range sortedNames(out) {
 		outs = append(outs, ort.Binding{Name: k, Shape: out[k].shape, Data: out[k].data})
 	}
-	s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: 1})
+	opts.IntraOpThreads = 1
+	s, err := ort.NewSession(model, ins, outs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ type splitStep struct {
 	viewsPerRank, zLen int
 }
 
-func newSplitStep(t *testing.T, b *DistributedBuilt) *splitStep {
+func newSplitStep(t *testing.T, b *DistributedBuilt, opts ort.Options) *splitStep {
 	m := b.Manifest
 	c := m.Config
 	views := []int64{2 * int64(c.Pairs), 3, int64(c.ImageSize), int64(c.ImageSize)}
@@ -140,10 +141,10 @@ func newSplitStep(t *testing.T, b *DistributedBuilt) *splitStep {
 		bwdIn[a.Name] = newTensor(a.Shape)
 	}
 	gathered := []int64{zShape[0] * int64(m.World), zShape[1]}
-	s.fwd = newRunner(t, b.Forward, fwdIn, fwdOut)
+	s.fwd = newRunner(t, b.Forward, fwdIn, fwdOut, opts)
 	s.loss = newRunner(t, b.Loss, map[string]*tensor{m.Gathered: newTensor(gathered)},
-		map[string]*tensor{m.Loss: newTensor([]int64{1}), m.GatheredGrad: newTensor(gathered)})
-	s.bwd = newRunner(t, b.Backward, bwdIn, bwdOut)
+		map[string]*tensor{m.Loss: newTensor([]int64{1}), m.GatheredGrad: newTensor(gathered)}, opts)
+	s.bwd = newRunner(t, b.Backward, bwdIn, bwdOut, opts)
 	s.viewsPerRank = len(fwdIn[m.Input].data)
 	s.zLen = len(fwdOut[m.Projection].data)
 	return s
@@ -199,7 +200,7 @@ type trainStep struct {
 	params [][]float32
 }
 
-func newTrainStep(t *testing.T, b *Built) *trainStep {
+func newTrainStep(t *testing.T, b *Built, opts ort.Options) *trainStep {
 	m := b.Manifest
 	c := m.Config
 	in := map[string]*tensor{m.Input: newTensor([]int64{2 * int64(c.Pairs), 3, int64(c.ImageSize), int64(c.ImageSize)})}
@@ -214,7 +215,7 @@ func newTrainStep(t *testing.T, b *Built) *trainStep {
 		in[bf.Name] = newTensor(bf.Shape)
 		out[bf.Output] = newTensor(bf.Shape)
 	}
-	s.r = newRunner(t, b.Train, in, out)
+	s.r = newRunner(t, b.Train, in, out, opts)
 	return s
 }
 
@@ -234,24 +235,38 @@ func toFloat32(xs []float64) []float32 {
 // every new running statistic. Both sides keep their convolutions as Conv
 // nodes (Options.ConvNodes): the split is exact only where a view's result
 // does not depend on the rest of the batch, and the Gemm form's blocking
-// does (TestConvsAsGemm checks that form on its own).
+// does (TestConvsAsGemm checks that form on its own). The native kernels'
+// split runs against the native single graph.
 func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 	gradcheck.InitORT(t)
 	convNodes := Options{ConvNodes: true}
+	native := Options{Kernels: KernelsNative}
 	for _, c := range []struct {
 		cfg               graphs.Config
 		world             int
+		opts              Options
 		tolLoss, tolGrads float64
 	}{
-		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 4}, 1, tolOneRankLoss, tolOneRankGrad},
-		{graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 16, Pairs: 3, BNGroups: 2, BNLowering: "primitive"}, 1, tolOneRankLoss, tolOneRankGrad},
-		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 4}, 2, tolTwoRankLoss, tolTwoRankGrad},
-		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 2, BNGroups: 2}, 2, tolTwoRankLoss, tolTwoRankGrad},
-		{graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 16, Pairs: 3}, 2, tolTwoRankLoss, tolTwoRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 4}, 1, convNodes, tolOneRankLoss, tolOneRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 16, Pairs: 3, BNGroups: 2, BNLowering: "primitive"}, 1, convNodes, tolOneRankLoss, tolOneRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 4}, 2, convNodes, tolTwoRankLoss, tolTwoRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 2, BNGroups: 2}, 2, convNodes, tolTwoRankLoss, tolTwoRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 16, Pairs: 3}, 2, convNodes, tolTwoRankLoss, tolTwoRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "cifar", ImageSize: 8, Pairs: 4}, 2, native, tolTwoRankLoss, tolTwoRankGrad},
+		{graphs.Config{Arch: "resnet18", Stem: "imagenet", ImageSize: 16, Pairs: 3}, 2, native, tolTwoRankLoss, tolTwoRankGrad},
 	} {
 		cfg := c.cfg.Defaults()
-		t.Run(fmt.Sprintf("%s-world%d", cfg.Name(), c.world), func(t *testing.T) {
-			dist, err := BuildDistributed(cfg, c.world, "test", convNodes)
+		name := fmt.Sprintf("%s-world%d", cfg.Name(), c.world)
+		if c.opts.Kernels == KernelsNative {
+			name += "-native"
+		}
+		t.Run(name, func(t *testing.T) {
+			ortOpts := ort.Options{}
+			if c.opts.Kernels == KernelsNative {
+				initNative(t)
+				ortOpts.NativeKernels = true
+			}
+			dist, err := BuildDistributed(cfg, c.world, "test", c.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,14 +274,14 @@ func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 			if c.world == 1 && eq != cfg {
 				t.Fatalf("the equivalent of one rank is %+v, not the rank's own %+v", eq, cfg)
 			}
-			single, err := BuildWith(eq, "test", convNodes)
+			single, err := BuildWith(eq, "test", c.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got, want := dist.Manifest.Identity(), single.Manifest.Identity(); got != want {
 				t.Errorf("identity %s, the equivalent graph's %s", got, want)
 			}
-			split, train := newSplitStep(t, dist), newTrainStep(t, single)
+			split, train := newSplitStep(t, dist, ortOpts), newTrainStep(t, single, ortOpts)
 			r := rand.New(rand.NewPCG(7, uint64(c.world)))
 			for i, p := range single.Manifest.Params {
 				fill(r, p, train.params[i], true)
@@ -327,7 +342,7 @@ func TestSplitStepInitialLoss(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			split := newSplitStep(t, b)
+			split := newSplitStep(t, b, ort.Options{})
 			r := rand.New(rand.NewPCG(8, 9))
 			for i, p := range b.Manifest.Params {
 				fill(r, p, split.params[i], false)
@@ -365,7 +380,7 @@ func TestLossGraphGradient(t *testing.T) {
 			m := b.Manifest
 			shape := []int64{int64(4 * world), 3}
 			z, loss, dz := newTensor(shape), newTensor([]int64{1}), newTensor(shape)
-			lr := newRunner(t, b.Loss, map[string]*tensor{m.Gathered: z}, map[string]*tensor{m.Loss: loss, m.GatheredGrad: dz})
+			lr := newRunner(t, b.Loss, map[string]*tensor{m.Gathered: z}, map[string]*tensor{m.Loss: loss, m.GatheredGrad: dz}, ort.Options{})
 			r := rand.New(rand.NewPCG(5, 6))
 			for i := range z.data {
 				z.data[i] = float32(r.NormFloat64())

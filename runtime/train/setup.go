@@ -157,16 +157,9 @@ func (t *Trainer) newEngine(context.Context) error {
 		return err
 	}
 	ortOpts := ort.Options{IntraOpThreads: t.threads, Provider: o.Provider, DeviceID: o.DeviceID, CUDA: o.CUDA}
-	choice := o.Kernels
-	if t.world > 1 && choice == KernelsAuto {
-		choice = KernelsONNX // the data-parallel graphs have no native variant yet
-	}
-	kernels, why, err := ResolveKernels(choice, o.Provider)
+	kernels, why, err := ResolveKernels(o.Kernels, o.Provider)
 	if err != nil {
 		return err
-	}
-	if t.world > 1 && kernels == KernelsNative {
-		return fmt.Errorf("train: --kernels native: the data-parallel graphs have no native variant yet; use --kernels onnx under mpirun")
 	}
 	o.Graph.Kernels, ortOpts.NativeKernels = kernels, kernels == KernelsNative
 	fmt.Fprintf(o.Out, "convolutions by %s\n", why)
