@@ -16,6 +16,7 @@ import (
 	"github.com/simclr-ort/simclr-ort/augment/data"
 	"github.com/simclr-ort/simclr-ort/gen"
 	"github.com/simclr-ort/simclr-ort/graphs"
+	"github.com/simclr-ort/simclr-ort/internal/rundir"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
 	"github.com/simclr-ort/simclr-ort/runtime/mpi"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
@@ -262,6 +263,9 @@ func checkpointConfig(dir string) ([]byte, error) {
 		return nil, usageError{fmt.Errorf("train: --resume %s: %w; start a run with --out %s", dir, err, dir)}
 	} else if !fi.IsDir() {
 		return nil, usageError{fmt.Errorf("train: --resume %s is a file, not a run directory; pass the directory that holds %s", dir, train.CheckpointFile)}
+	}
+	if err := rundir.Check(dir); err != nil {
+		return nil, fmt.Errorf("train: --resume: %w", err)
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, usageError{fmt.Errorf("train: --resume %s: it holds no checkpoint (%s) yet; start a run there with --out %s (without --resume)", dir, train.CheckpointFile, dir)}

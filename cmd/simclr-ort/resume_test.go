@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
+	"github.com/simclr-ort/simclr-ort/internal/rundir"
 )
 
 // startTrain runs the command line in a child process and returns once it
@@ -124,9 +125,19 @@ func TestRunDirectoryIsLocked(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	first, _ := startTrain(t, 2, trainArgs(data, dir, "--batch-size", "4", "--steps", "100000", "--checkpoint-every-steps", "1")...)
 	defer first.Process.Kill()
+	// A directory whose run has written no checkpoint yet: still in use,
+	// not "no checkpoint".
+	early := filepath.Join(t.TempDir(), "early")
+	os.MkdirAll(early, 0o755)
+	held, err := rundir.Acquire(early, "simclr-ort train --out "+early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
 	for _, args := range [][]string{
 		trainArgs(data, dir, "--batch-size", "4", "--steps", "3"),
 		{"train", "--resume", dir},
+		{"train", "--resume", early},
 	} {
 		var errBuf bytes.Buffer
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")

@@ -53,6 +53,26 @@ func Acquire(dir, holder string) (*Lock, error) {
 	return &Lock{f: f, path: path}, nil
 }
 
+// Check returns an error wrapping ErrLocked, naming the holder, when
+// another process holds dir's lock, and nil otherwise (no lock file
+// included). It takes nothing and writes nothing.
+func Check(dir string) error {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s is locked by %s; wait for that run to end (or stop it), or choose another directory",
+				ErrLocked, dir, describe(path))
+		}
+		return nil
+	}
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
 // describe is the holder the lock file names, or a generic phrase.
 func describe(path string) string {
 	b, err := os.ReadFile(path)

@@ -70,3 +70,31 @@ func TestKilledHolderReleases(t *testing.T) {
 	}
 	l.Release()
 }
+
+// TestCheckSaysWhoHoldsTheLock: Check reports a held lock with its holder
+// and leaves a free one free and its note untouched.
+func TestCheckSaysWhoHoldsTheLock(t *testing.T) {
+	dir := t.TempDir()
+	if err := Check(dir); err != nil {
+		t.Fatalf("Check without a lock file: %v", err)
+	}
+	held, err := Acquire(dir, "simclr-ort train --out "+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Check(dir)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "simclr-ort train --out") {
+		t.Fatalf("Check of a held lock: %v, want ErrLocked naming the holder", err)
+	}
+	if err := held.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(dir); err != nil {
+		t.Fatalf("Check after Release: %v", err)
+	}
+	again, err := Acquire(dir, "next")
+	if err != nil {
+		t.Fatalf("Acquire after Check: %v", err)
+	}
+	again.Release()
+}
