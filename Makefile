@@ -98,6 +98,7 @@ parity-mutants:
 PARITY_SEEDS ?= 20
 parity-sweep:
 	$(GO) run ./tools/parity -python $(PYTHON) -sweep -seeds $(PARITY_SEEDS)
+	$(GO) run ./tools/parity -python $(PYTHON) -sweep -seeds $(PARITY_SEEDS) -kernels native -variants default
 
 # The engine (pure step on random views, no loader: native kernels,
 # standard ONNX ops and PyTorch) and the whole training loop (both sides
