@@ -90,3 +90,9 @@ type (
 	Built            = simclr.Built
 	DistributedBuilt = simclr.DistributedBuilt
 )
+
+// The values of Options.Kernels (simclr.KernelsONNX, simclr.KernelsNative).
+const (
+	KernelsONNX   = simclr.KernelsONNX
+	KernelsNative = simclr.KernelsNative
+)

@@ -13,19 +13,24 @@ import (
 )
 
 type generateOptions struct {
-	config graphs.Config
-	out    string
+	config  graphs.Config
+	kernels string
+	out     string
 }
 
 func generateFlags(fs *pflag.FlagSet) func(context.Context) error {
 	var o generateOptions
 	addConfigFlags(fs, &o.config)
+	fs.StringVar(&o.kernels, "kernels", gen.KernelsONNX, "the training graph's variant: onnx (standard ONNX ops, any ONNX Runtime; what graphs/ holds) or native (convolutions, MaxPool, ReLU and BatchNorm as ops of simclr-ort's domain ai.simclr_ort, which only simclr-ort's runtime registers)")
 	fs.StringVar(&o.out, "out", ".", "directory to write NAME.train.onnx, NAME.infer.onnx and NAME.json into")
 	return func(ctx context.Context) error { return runGenerate(ctx, o) }
 }
 
 func runGenerate(_ context.Context, o generateOptions) error {
-	b, err := gen.Build(o.config)
+	if o.kernels != gen.KernelsONNX && o.kernels != gen.KernelsNative {
+		return usageError{fmt.Errorf("generate: --kernels %q: use onnx or native", o.kernels)}
+	}
+	b, err := gen.BuildWith(o.config, gen.Options{Kernels: o.kernels})
 	if err != nil {
 		return err
 	}

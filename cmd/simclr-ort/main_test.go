@@ -33,6 +33,7 @@ func TestBadUsageExitsTwo(t *testing.T) {
 		{"unknown command", []string{"fly"}},
 		{"unknown flag", []string{"step", "--no-such-flag"}},
 		{"unknown architecture", []string{"generate", "--arch", "resnet7", "--out", t.TempDir()}},
+		{"unknown kernels", []string{"generate", "--kernels", "fast", "--out", t.TempDir()}},
 		{"batch too small", []string{"step", "--batch-size", "1"}},
 		{"export of a checkpoint with configuration flags", []string{"export", "--checkpoint", "run/checkpoint.ckpt", "--arch", "resnet50"}},
 	} {
