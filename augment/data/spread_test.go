@@ -31,7 +31,9 @@ func TestSpreadAndEvenly(t *testing.T) {
 		{"from an offset, fewer than asked", Spread(labelled(10), 9, 1, 4), []int{1, 5, 9}},
 		{"offset past the end", Spread(labelled(4), 2, 5, 1), []int{}},
 		{"evenly, over all classes", Evenly(labelled(12), 4), []int{0, 3, 6, 9}},
-		{"evenly, uneven size", Evenly(labelled(10), 4), []int{0, 2, 4, 6}},
+		{"evenly, uneven size", Evenly(labelled(10), 4), []int{0, 2, 5, 7}},
+		{"evenly, more than half", Evenly(labelled(10), 6), []int{0, 1, 3, 5, 6, 8}},
+		{"spread of a negative count", Spread(labelled(5), -1, 0, 1), []int{}},
 		{"evenly 0 is all", Evenly(labelled(3), 0), []int{0, 1, 2}},
 		{"evenly more than there are is all", Evenly(labelled(3), 5), []int{0, 1, 2}},
 	} {

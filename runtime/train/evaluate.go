@@ -51,16 +51,17 @@ func newEvaluator(o *Options, opts ort.Options) (*evaluator, string, error) {
 	var where string
 	switch {
 	case err == nil:
-		e.reference = data.Spread(train, trainImages, 0, max(1, train.Len()/trainImages))
-		e.test = data.Spread(test, testImages, 0, max(1, test.Len()/testImages))
+		e.reference = data.Evenly(train, trainImages)
+		e.test = data.Evenly(test, testImages)
 		where = "its test split"
 	case errors.Is(err, data.ErrNoSplit):
 		if train.Len() < 2*e.k {
 			return nil, "", fmt.Errorf("train: --eval-every: %s has no test split and only %d images: too few for kNN with k = %d", o.Data, train.Len(), e.k)
 		}
 		// The even images are the reference, the odd ones the queries.
-		e.reference = data.Spread(train, trainImages, 0, 2*max(1, train.Len()/(2*trainImages)))
-		e.test = data.Spread(train, testImages, 1, 2*max(1, train.Len()/(2*testImages)))
+		even, odd := data.Spread(train, train.Len(), 0, 2), data.Spread(train, train.Len(), 1, 2)
+		e.reference = data.Evenly(even, trainImages)
+		e.test = data.Evenly(odd, testImages)
 		where = "a fixed sample of the train split (the dataset has no test split)"
 	default:
 		return nil, "", fmt.Errorf("train: --eval-every: %w", err)
