@@ -83,6 +83,16 @@ func resolveTrainConfig(fs *pflag.FlagSet, o trainOptions, comm *mpi.Comm) (trai
 				o.resume, strings.Join(refused, ", "), filepath.Join(o.resume, train.ConfigFile))}
 		}
 		cfg.override(fs, &flags)
+		if w := comm.Size(); w > 1 && cfg.Shards > 1 && !changed["shards"] {
+			// A run one process trained or continued with --batch-size W·n
+			// --shards W records them; under mpirun -np W the ranks are the
+			// shards, of n pairs each. Another world size keeps the global
+			// batch, and the engine names the launch that fits.
+			if cfg.Shards == w && !changed["batch-size"] && cfg.BatchSize%w == 0 {
+				cfg.BatchSize /= w
+			}
+			cfg.Shards = 1
+		}
 		if changed["epochs"] && !changed["steps"] {
 			cfg.Steps = 0 // --epochs extends a run that counted --steps
 		}
