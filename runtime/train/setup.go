@@ -161,6 +161,21 @@ func (t *Trainer) newEngine(context.Context) error {
 	if err != nil {
 		return err
 	}
+	if t.world > 1 && kernels == KernelsNative {
+		// Every rank resolved auto on its own machine: run native only if
+		// all of them can, so the ranks compute the same step.
+		count := []float32{1}
+		if err := o.Comm.AllreduceSum(count); err != nil {
+			return fmt.Errorf("train: agree on the kernels: %w", err)
+		}
+		if missing := t.world - int(count[0]); missing > 0 {
+			kernels, why = KernelsONNX, fmt.Sprintf("standard ONNX ops (the native kernels load on this rank but not on %d of the %d ranks)", missing, t.world)
+		}
+	} else if t.world > 1 {
+		if err := o.Comm.AllreduceSum([]float32{0}); err != nil {
+			return fmt.Errorf("train: agree on the kernels: %w", err)
+		}
+	}
 	o.Graph.Kernels, ortOpts.NativeKernels = kernels, kernels == KernelsNative
 	fmt.Fprintf(o.Out, "convolutions by %s\n", why)
 	if t.world > 1 {
