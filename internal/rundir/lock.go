@@ -55,7 +55,8 @@ func Acquire(dir, holder string) (*Lock, error) {
 
 // Check returns an error wrapping ErrLocked, naming the holder, when
 // another process holds dir's lock, and nil otherwise (no lock file
-// included). It takes nothing and writes nothing.
+// included). It writes nothing, but holds the lock for the instant of the
+// probe, so an Acquire at that very instant is refused as if a run held it.
 func Check(dir string) error {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.Open(path)
@@ -70,7 +71,10 @@ func Check(dir string) error {
 		}
 		return nil
 	}
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+		return fmt.Errorf("unlock %s after probing it: %w", dir, err)
+	}
+	return nil
 }
 
 // describe is the holder the lock file names, or a generic phrase.
