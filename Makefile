@@ -16,7 +16,7 @@ help:
 	@echo "make test          vet, format check, unit tests, the PyTorch parity gate and its sensitivity check"
 	@echo "make parity        one full training step per model against PyTorch float64 (the gate)"
 	@echo "make parity-mutants  the gate must fail each of 8 deliberately wrong rules"
-	@echo "make parity-sweep  the gate over 20 seeds, 1/2/4 ONNX Runtime threads, both graph variants, 1/2 PyTorch threads (~1 h)"
+	@echo "make parity-sweep  the gate over 20 seeds, 1/2/4 ONNX Runtime threads, both graph variants, 1/2 PyTorch threads, then the native kernels (~2.5 h)"
 	@echo "make export-check  exported encoders against torchvision's ResNet (PyTorch) and onnx-go (pure Go)"
 	@echo "make bench         the pure training step and the whole loop against the PyTorch reference on this machine (~1 h)"
 	@echo "make study         simclr-ort against the PyTorch reference on Fashion-MNIST: kNN and linear probe at 0/500/1000/1500 steps (~1 h)"
