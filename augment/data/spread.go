@@ -25,6 +25,11 @@ func Evenly(ds Dataset, n int) Dataset {
 	return subset{ds, n, func(i int) int { return int(int64(i) * int64(size) / int64(n)) }}
 }
 
+// Pick is the images of ds at indices, in that order.
+func Pick(ds Dataset, indices []int) Dataset {
+	return subset{ds, len(indices), func(i int) int { return indices[i] }}
+}
+
 // subset is n images of a dataset, image i being index(i) of it.
 type subset struct {
 	Dataset

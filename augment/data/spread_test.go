@@ -34,6 +34,8 @@ func TestSpreadAndEvenly(t *testing.T) {
 		{"evenly, uneven size", Evenly(labelled(10), 4), []int{0, 2, 5, 7}},
 		{"evenly, more than half", Evenly(labelled(10), 6), []int{0, 1, 3, 5, 6, 8}},
 		{"spread of a negative count", Spread(labelled(5), -1, 0, 1), []int{}},
+		{"the first three", Spread(labelled(5), 3, 0, 1), []int{0, 1, 2}},
+		{"picked", Pick(labelled(5), []int{4, 0, 2}), []int{4, 0, 2}},
 		{"evenly 0 is all", Evenly(labelled(3), 0), []int{0, 1, 2}},
 		{"evenly more than there are is all", Evenly(labelled(3), 5), []int{0, 1, 2}},
 	} {

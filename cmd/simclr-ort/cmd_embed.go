@@ -49,8 +49,8 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.limit > 0 && o.limit < ds.Len() {
-		ds = firstN{ds, o.limit}
+	if o.limit > 0 {
+		ds = data.Spread(ds, o.limit, 0, 1)
 	}
 	if err := eval.CheckDataset(enc, ds, o.resize, false); err != nil {
 		return err
@@ -74,11 +74,3 @@ func runEmbed(_ context.Context, o embedOptions) error {
 	fmt.Printf("wrote %s [%d,%d] and %s\n", o.out, n, enc.FeatureDim, labelPath)
 	return nil
 }
-
-// firstN is the first n images of a dataset.
-type firstN struct {
-	data.Dataset
-	n int
-}
-
-func (f firstN) Len() int { return f.n }

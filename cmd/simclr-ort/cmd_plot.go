@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"image"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -195,7 +194,7 @@ func plotNeighbours(o plotOptions) error {
 		}
 	}
 	queries := pickQueries(test, o.queries, o.seed)
-	qds := subset{test, queries}
+	qds := data.Pick(test, queries)
 	trainFeats, trainLabels, err := eval.Features(enc, train, o.batch, o.runtime.options())
 	if err != nil {
 		return err
@@ -259,16 +258,6 @@ func pickQueries(ds data.Dataset, n int, seed uint64) []int {
 	}
 	return out
 }
-
-// subset is the images idx of a dataset, in that order.
-type subset struct {
-	data.Dataset
-	idx []int
-}
-
-func (s subset) Len() int                         { return len(s.idx) }
-func (s subset) Label(i int) int                  { return s.Dataset.Label(s.idx[i]) }
-func (s subset) Image(i int) (image.Image, error) { return s.Dataset.Image(s.idx[i]) }
 
 // saved prints the files a figure went to.
 func saved(files []string, err error) error {

@@ -27,7 +27,6 @@ import (
 
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/checkpoint"
-	"github.com/simclr-ort/simclr-ort/runtime/ort"
 )
 
 // tolTrackLoss bounds the relative difference of per-step losses between
@@ -51,17 +50,6 @@ func needMPI(t *testing.T) {
 		t.Skip("mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin), then go test -tags mpi ./cmd/simclr-ort")
 	}
 	gradcheck.InitORT(t)
-}
-
-// needNativeKernels skips without oneDNN, except in CI, where it fails.
-func needNativeKernels(t *testing.T) {
-	t.Helper()
-	if err := ort.LoadNativeKernels(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the native kernels are required in CI: %v", err)
-		}
-		t.Skipf("native kernels not available: %v", err)
-	}
 }
 
 // mpirunCmd is mpirun -np np of this test binary running args.
@@ -93,7 +81,7 @@ func TestMPITrainTracksShardedProcess(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name == "native" {
-				needNativeKernels(t)
+				gradcheck.InitNative(t)
 			}
 			two, one := filepath.Join(t.TempDir(), "two"), filepath.Join(t.TempDir(), "one")
 			cmd := mpirunCmd(2, trainArgs(data, two, append([]string{"--batch-size", "4", "--steps", "6", "--stop-after", "4"}, c.kernels...)...))

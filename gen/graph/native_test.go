@@ -4,26 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/simclr-ort/simclr-ort/gen/graph"
 	"github.com/simclr-ort/simclr-ort/internal/gradcheck"
 	"github.com/simclr-ort/simclr-ort/runtime/ort"
 )
-
-// initNative loads ONNX Runtime and the native kernels for a test, skipping
-// it with the reason when oneDNN is missing outside CI.
-func initNative(t testing.TB) {
-	t.Helper()
-	gradcheck.InitORT(t)
-	if err := ort.LoadNativeKernels(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the native kernels are required in CI: %v", err)
-		}
-		t.Skipf("native kernels not available: %v", err)
-	}
-}
 
 // nativeConv is one finite-difference case of a native convolution and its
 // gradients.
@@ -76,7 +62,7 @@ func nativeVJPCases() []gradcheck.Case {
 }
 
 func TestNativeVJPsAgainstFiniteDifferences(t *testing.T) {
-	initNative(t)
+	gradcheck.InitNative(t)
 	for _, c := range nativeVJPCases() {
 		t.Run(c.Name, func(t *testing.T) { gradcheck.Check(t, c) })
 	}
@@ -142,33 +128,51 @@ func runConv(t *testing.T, c convCase, native bool, plan graph.NativeConvPlan) m
 	} else {
 		y = g.Conv(x, w, attrs)
 	}
-	r := rand.New(rand.NewPCG(9, 9))
-	weights := make([]float32, y.Shape().Size())
-	for i := range weights {
-		weights[i] = float32(r.NormFloat64())
-	}
-	loss := g.ReduceSum(g.Mul(y, g.ConstFloat(y.Shape(), weights)), []int64{0, 1, 2, 3}, false)
-	grads := g.Gradients(loss, []*graph.Value{x, w})
+	grads := g.Gradients(randomDot(g, y, 9), []*graph.Value{x, w})
 	g.Output("y", y)
 	g.Output("dx", grads[0])
 	g.Output("dw", grads[1])
+	return runRandom(t, g, rand.New(rand.NewPCG(1, 2)), 1, native, nil)
+}
+
+// randomDot is ⟨y, R⟩ for a fixed random R drawn from seed: a scalar whose
+// gradient sends a random upstream gradient into y.
+func randomDot(g *graph.Graph, y *graph.Value, seed uint64) *graph.Value {
+	weights := make([]float32, y.Shape().Size())
+	normal(rand.New(rand.NewPCG(seed, seed)), weights)
+	axes := make([]int64, len(y.Shape()))
+	for i := range axes {
+		axes[i] = int64(i)
+	}
+	return g.ReduceSum(g.Mul(y, g.ConstFloat(y.Shape(), weights)), axes, false)
+}
+
+// runRandom runs g once on ONNX Runtime, its inputs drawn in order from r
+// (then changed by adjust, if any), and returns every input and output by
+// name.
+func runRandom(t *testing.T, g *graph.Graph, r *rand.Rand, threads int, native bool, adjust func(map[string][]float32)) map[string][]float32 {
+	t.Helper()
 	model, err := graph.Marshal(g.Model("test", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := map[string][]float32{}
-	var ins, outs []ort.Binding
-	r = rand.New(rand.NewPCG(1, 2))
 	for _, v := range g.Inputs() {
 		data[v.Name()] = make([]float32, v.Shape().Size())
 		normal(r, data[v.Name()])
+	}
+	if adjust != nil {
+		adjust(data)
+	}
+	var ins, outs []ort.Binding
+	for _, v := range g.Inputs() {
 		ins = append(ins, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
 	}
 	for _, v := range g.Outputs() {
 		data[v.Name()] = make([]float32, v.Shape().Size())
 		outs = append(outs, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
 	}
-	s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: 1, NativeKernels: native})
+	s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: threads, NativeKernels: native})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +199,7 @@ func maxRelError(got, want []float32) float64 {
 // standard-op formulation it replaces computes, to float32 rounding of
 // differently ordered sums.
 func TestNativeConvMatchesStandard(t *testing.T) {
-	initNative(t)
+	gradcheck.InitNative(t)
 	const tol = 1e-5 // relative L2 and worst element against the scale
 	worst := map[string]float64{}
 	worstCase := map[string]string{}
@@ -228,7 +232,7 @@ func TestNativeConvMatchesStandard(t *testing.T) {
 // and indices, ties included (first maximum in row-major order, as after a
 // ReLU's zeros), and MaxPoolBackward the scatter's gradient, exactly.
 func TestNativeMaxPoolMatchesStandard(t *testing.T) {
-	initNative(t)
+	gradcheck.InitNative(t)
 	for _, c := range []struct {
 		shape               graph.Shape
 		kernel, stride, pad int64
@@ -250,39 +254,17 @@ func TestNativeMaxPoolMatchesStandard(t *testing.T) {
 				} else {
 					y = g.MaxPool(x, c.kernel, c.stride, c.pad, true)
 				}
-				r := rand.New(rand.NewPCG(5, 5))
-				weights := make([]float32, y.Shape().Size())
-				normal(r, weights)
-				loss := g.ReduceSum(g.Mul(y, g.ConstFloat(y.Shape(), weights)), []int64{0, 1, 2, 3}, false)
+				loss := randomDot(g, y, 5)
 				g.Output("y", y)
 				g.Output("indices", g.Cast(graph.MaxPoolIndices(y), graph.Float))
 				g.Output("dx", g.Gradients(loss, []*graph.Value{x})[0])
-				model, err := graph.Marshal(g.Model("test", nil))
-				if err != nil {
-					t.Fatal(err)
-				}
-				data := map[string][]float32{"x": make([]float32, c.shape.Size())}
-				normal(rand.New(rand.NewPCG(1, 1)), data["x"])
-				if c.ties {
-					for i := range data["x"] {
-						data["x"][i] = max(0, float32(math.Round(float64(data["x"][i]))))
+				return runRandom(t, g, rand.New(rand.NewPCG(1, 1)), 2, native, func(data map[string][]float32) {
+					if c.ties {
+						for i := range data["x"] {
+							data["x"][i] = max(0, float32(math.Round(float64(data["x"][i]))))
+						}
 					}
-				}
-				ins := []ort.Binding{{Name: "x", Shape: c.shape, Data: data["x"]}}
-				var outs []ort.Binding
-				for _, v := range g.Outputs() {
-					data[v.Name()] = make([]float32, v.Shape().Size())
-					outs = append(outs, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
-				}
-				s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: 2, NativeKernels: native})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				if err := s.Run(); err != nil {
-					t.Fatal(err)
-				}
-				return data
+				})
 			}
 			want, got := run(false), run(true)
 			for _, name := range []string{"y", "indices", "dx"} {
@@ -302,7 +284,7 @@ func TestNativeMaxPoolMatchesStandard(t *testing.T) {
 // BatchNormTrain's output, batch statistics and gradients to float32
 // rounding (the native ones sum in double).
 func TestNativeReluAndBatchNormMatchStandard(t *testing.T) {
-	initNative(t)
+	gradcheck.InitNative(t)
 	for _, shape := range []graph.Shape{{8, 16, 7, 7}, {4, 3, 1, 1}, {2, 64, 16, 16}, {3, 5}} {
 		t.Run(fmt.Sprint(shape), func(t *testing.T) {
 			run := func(native bool) map[string][]float32 {
@@ -324,14 +306,7 @@ func TestNativeReluAndBatchNormMatchStandard(t *testing.T) {
 				} else {
 					y = g.Relu(y)
 				}
-				r := rand.New(rand.NewPCG(7, 7))
-				weights := make([]float32, y.Shape().Size())
-				normal(r, weights)
-				axes := make([]int64, len(shape))
-				for i := range axes {
-					axes[i] = int64(i)
-				}
-				loss := g.ReduceSum(g.Mul(y, g.ConstFloat(y.Shape(), weights)), axes, false)
+				loss := randomDot(g, y, 7)
 				grads := g.Gradients(loss, []*graph.Value{x, scale, bias})
 				g.Output("y", g.Identity(y))
 				if mean != nil {
@@ -341,31 +316,7 @@ func TestNativeReluAndBatchNormMatchStandard(t *testing.T) {
 				for i, name := range []string{"dx", "dscale", "dbias"} {
 					g.Output(name, grads[i])
 				}
-				model, err := graph.Marshal(g.Model("test", nil))
-				if err != nil {
-					t.Fatal(err)
-				}
-				data := map[string][]float32{}
-				var ins, outs []ort.Binding
-				r = rand.New(rand.NewPCG(3, 3))
-				for _, v := range g.Inputs() {
-					data[v.Name()] = make([]float32, v.Shape().Size())
-					normal(r, data[v.Name()])
-					ins = append(ins, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
-				}
-				for _, v := range g.Outputs() {
-					data[v.Name()] = make([]float32, v.Shape().Size())
-					outs = append(outs, ort.Binding{Name: v.Name(), Shape: v.Shape(), Data: data[v.Name()]})
-				}
-				s, err := ort.NewSession(model, ins, outs, ort.Options{IntraOpThreads: 2, NativeKernels: native})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				if err := s.Run(); err != nil {
-					t.Fatal(err)
-				}
-				return data
+				return runRandom(t, g, rand.New(rand.NewPCG(3, 3)), 2, native, nil)
 			}
 			want, got := run(false), run(true)
 			for name := range want {

@@ -263,7 +263,7 @@ func TestSplitStepMatchesTrainingGraph(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ortOpts := ort.Options{}
 			if c.opts.Kernels == KernelsNative {
-				initNative(t)
+				gradcheck.InitNative(t)
 				ortOpts.NativeKernels = true
 			}
 			dist, err := BuildDistributed(cfg, c.world, "test", c.opts)

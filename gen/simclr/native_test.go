@@ -3,7 +3,6 @@ package simclr
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 
@@ -37,17 +36,6 @@ const (
 	tolNativeGrad = 1e-4
 	viewJitter    = 3e-6
 )
-
-func initNative(t *testing.T) {
-	t.Helper()
-	gradcheck.InitORT(t)
-	if err := ort.LoadNativeKernels(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the native kernels are required in CI: %v", err)
-		}
-		t.Skipf("native kernels not available: %v", err)
-	}
-}
 
 // runStep runs one training step of a built configuration on fixed random
 // weights and views; with jitter, every view is multiplied by 1±jitter
@@ -99,7 +87,7 @@ func diffSteps(got, want *step.Model) stepDiff {
 // variant gives the standard variant's loss, gradients and running
 // statistics within float32 noise, for ResNet18 (both stems) and ResNet50.
 func TestNativeStepMatchesStandard(t *testing.T) {
-	initNative(t)
+	gradcheck.InitNative(t)
 	for _, c := range []struct {
 		cfg               graphs.Config
 		tolLoss, tolStats float64

@@ -71,6 +71,20 @@ func InitORT(t testing.TB) {
 	}
 }
 
+// InitNative loads ONNX Runtime and the native kernels for a test, skipping
+// the test with the reason when oneDNN is missing outside CI (in CI it
+// fails the test).
+func InitNative(t testing.TB) {
+	t.Helper()
+	InitORT(t)
+	if err := ort.LoadNativeKernels(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the native kernels are required in CI: %v", err)
+		}
+		t.Skipf("native kernels not available: %v", err)
+	}
+}
+
 // Uniform returns an Init drawing uniformly from [lo, hi).
 func Uniform(lo, hi float32) func(*rand.Rand, []float32) {
 	return func(r *rand.Rand, d []float32) {
